@@ -1,0 +1,44 @@
+# Lethe — `make demo` (the main job) and `make test`. Both create and reuse one virtual environment
+# (.venv, from uv.lock); uv's cache means a second run on a warm machine downloads nothing.
+PYTHON ?= python3.11
+VENV   := .venv
+UV     := $(PYTHON) -m uv
+STAMP  := $(VENV)/.lethe-synced
+EXTRA  ?= cpu
+PYTEST_ARGS ?=
+
+export UV_PYTHON_DOWNLOADS := never
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup demo test test-all bench neo4j-start neo4j-stop clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.5"
+	$(UV) sync --frozen --extra $(EXTRA) --python $(PYTHON)
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/lethe demo
+
+test: setup
+	$(VENV)/bin/python -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
+
+test-all: setup
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(VENV)/bin/python -m bench.lineage_ingest --records 1000000
+	$(VENV)/bin/python -m bench.blast_radius --records 1000000
+
+neo4j-start: setup
+	$(VENV)/bin/lethe neo4j start
+
+neo4j-stop: setup
+	$(VENV)/bin/lethe neo4j stop
+
+clean:
+	-$(VENV)/bin/lethe neo4j stop
+	rm -rf $(VENV) .lethe .lethe-test .lethe-bench docker/neo4j-launcher/target

@@ -1,0 +1,1 @@
+"""Lethe's command line (Typer): each command calls one library function and renders its result."""

@@ -1,0 +1,215 @@
+"""`lethe`: the command line of the lineage and erasure engine."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from erasure import wiring
+from erasure.cli import render
+from erasure.cli.demo import run_demo
+from erasure.cli.errors import EXIT_BLOCKED, fail, friendly_errors
+from erasure.ingestion import DatasetOptions, ingest_file, read_batch
+from erasure.neo4j_server import LocalNeo4j
+from erasure.settings import Settings
+from lineage.keys import IdentifierKind
+from lineage.store import queries
+from lineage.store.writers import LineageWriter
+
+app = typer.Typer(help="Lethe: which models learned from a person, and proof that they no longer do.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+neo4j_app = typer.Typer(help="Run the local Neo4j 5.26 server (not needed when NEO4J_URI is set).",
+                        no_args_is_help=True)
+app.add_typer(neo4j_app, name="neo4j")
+console = render.console
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    wiring.configure_logging(settings.state_dir)
+    return settings
+
+
+@neo4j_app.command("start")
+@friendly_errors
+def neo4j_start() -> None:
+    """Start the local Neo4j (idempotent); waits until Bolt answers and prints the URI."""
+    server = LocalNeo4j(_settings())
+    with console.status("starting Neo4j (the first start builds the launcher with Maven)…"):
+        status = server.start()
+    console.print(f"Neo4j is running at [bold]{status.uri}[/] (pid {status.pid})")
+
+
+@neo4j_app.command("stop")
+@friendly_errors
+def neo4j_stop() -> None:
+    """Stop the local Neo4j that Lethe started (never any other process)."""
+    stopped = LocalNeo4j(_settings()).stop()
+    console.print("Neo4j stopped." if stopped else "No Neo4j started by Lethe is running here.")
+
+
+@neo4j_app.command("status")
+@friendly_errors
+def neo4j_status() -> None:
+    """Say whether Neo4j answers, where, and which version it is."""
+    settings = _settings()
+    if settings.uses_local_server:
+        status = LocalNeo4j(settings).status()
+        if not status.running:
+            fail(f"the local Neo4j is not running (expected at {status.uri}); start it with "
+                 "`lethe neo4j start`", code=3)
+    with wiring.open_graph(settings, apply_schema=False) as graph:
+        version = graph.server_version()
+    console.print(f"{version} at {settings.resolved_neo4j_uri()} (database {settings.neo4j_database})")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True)
+
+
+@app.command()
+@friendly_errors
+def ingest(
+    path: Path = typer.Argument(..., help="JSONL file: one record per line with id, subject, text, source, created_at"),
+    dataset: str | None = typer.Option(None, help="also make a dataset version of these records, with this name"),
+    shards: int = typer.Option(4, min=1, max=4096, help="shards of the dataset version"),
+    holdout: float = typer.Option(0.05, min=0.0, max=0.5, help="share of records held out for calibration"),
+    seed: int = typer.Option(0, help="seed of the holdout sample"),
+    parent: str | None = typer.Option(None, help="dataset version this one derives from"),
+    skip_erased: bool = typer.Option(False, help="drop records that match erased ones instead of refusing the file"),
+) -> None:
+    """Ingest records: hashes and subject keys go to the graph, text to the content store."""
+    settings = _settings()
+    batch = read_batch(path, wiring.subject_keyer(settings))
+    options = DatasetOptions(dataset, shards, holdout, seed, parent) if dataset else None
+    with wiring.open_graph(settings) as graph, _progress() as progress:
+        task = progress.add_task(f"ingesting {path.name}", total=len(batch.records))
+        outcome = ingest_file(batch, graph, wiring.content_store(settings), options, skip_erased,
+                              on_batch=lambda n: progress.advance(task, n))
+    report = outcome.report
+    console.print(render.counts_table(f"Ingested {path}", {
+        "records written": report.records, "already present": report.already_present,
+        "exact repeats dropped": report.repeats_dropped, "erased records skipped": report.erased_skipped,
+        "subject keys": report.subject_keys, "nodes created": report.graph.nodes_created,
+        "relationships created": report.graph.relationships_created,
+    }))
+    if outcome.dataset:
+        plan = outcome.dataset
+        console.print(f"dataset version [bold]{plan.version.id}[/]: {len(plan.shards)} shards, "
+                      f"{len(plan.holdout)} held out, manifest root {plan.version.manifest_root[:16]}…")
+
+
+@app.command("blast-radius")
+@friendly_errors
+def blast_radius(
+    subject_email: str | None = typer.Option(None, help="the subject's email address"),
+    subject_phone: str | None = typer.Option(None, help="the subject's phone number"),
+    subject_id: str | None = typer.Option(None, help="the subject's account id"),
+    subject_name: str | None = typer.Option(None, help="the subject's full name"),
+    subject_key: str | None = typer.Option(None, help="a subject key (HMAC) from a report"),
+    record: list[str] = typer.Option([], help="a record id (repeatable)"),
+    dataset: str | None = typer.Option(None, help="a dataset version id"),
+    depth: int = typer.Option(8, min=1, max=queries.MAX_DEPTH, help="how many MERGED_INTO hops to follow"),
+    as_json: bool = typer.Option(False, "--json", help="print the whole subgraph as JSON"),
+) -> None:
+    """Which datasets, runs, adapters and deployments learned from a subject, records or a dataset."""
+    settings = _settings()
+    identifiers = {IdentifierKind.EMAIL: subject_email, IdentifierKind.PHONE: subject_phone,
+                   IdentifierKind.ACCOUNT: subject_id, IdentifierKind.NAME: subject_name}
+    given = {k: v for k, v in identifiers.items() if v}
+    starts = sum([bool(given or subject_key), bool(record), bool(dataset)])
+    if starts != 1:
+        fail("name exactly one start: --subject-email/--subject-phone/--subject-id/--subject-name/"
+             "--subject-key, --record, or --dataset")
+    with wiring.open_graph(settings) as graph:
+        if given or subject_key:
+            keys = [subject_key] if subject_key else []
+            if given:
+                keys += wiring.subject_keyer(settings).keys(given).values()
+            result = queries.blast_radius_of_subject(graph, keys, depth)
+        elif record:
+            result = queries.blast_radius_of_records(graph, record, depth)
+        else:
+            result = queries.blast_radius_of_dataset(graph, dataset, depth)
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    else:
+        render.blast_radius(result)
+
+
+@app.command()
+@friendly_errors
+def preflight(
+    dataset: str = typer.Argument(..., help="dataset version id"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Is a dataset version safe to fine-tune on? Exit code 1 when it holds erased or requested data."""
+    with wiring.open_graph(_settings()) as graph:
+        result = queries.preflight(graph, dataset)
+    if as_json:
+        print(json.dumps({**result.model_dump(), "ok": result.ok, "blocking_reasons": result.blocking_reasons}))
+    else:
+        render.preflight(result)
+    if not result.ok:
+        raise typer.Exit(EXIT_BLOCKED)
+
+
+@app.command()
+@friendly_errors
+def datasets() -> None:
+    """List dataset versions."""
+    with wiring.open_graph(_settings()) as graph:
+        rows = queries.dataset_versions(graph)
+    table = render.Table(title="Dataset versions", title_justify="left")
+    for column in ("id", "name", "created", "shards", "manifest root"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["id"], row["name"], str(row["created_at"])[:19], str(row["shards"]),
+                      (row["manifest_root"] or "")[:16] + "…")
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def tombstone(record_ids: list[str] = typer.Argument(..., help="ids of records to erase")) -> None:
+    """Erase records from the lineage: keep their hashes (refused forever), drop their content."""
+    settings = _settings()
+    with wiring.open_graph(settings) as graph:
+        erased = LineageWriter(graph).tombstone(record_ids, datetime.now(timezone.utc))
+    wiring.content_store(settings).delete_many([r["id"] for r in erased])
+    console.print(f"{len(erased)} record(s) tombstoned; {len(record_ids) - len(erased)} were already "
+                  "erased or unknown.")
+
+
+@app.command("demo-data")
+@friendly_errors
+def demo_data(
+    out: Path = typer.Argument(..., help="where to write the JSONL corpus"),
+    customers: int = typer.Option(200, min=2, help="fictitious customers"),
+    seed: int = typer.Option(7, help="seed; the same seed gives the same corpus"),
+) -> None:
+    """Generate a synthetic support-ticket corpus of fictitious customers."""
+    from erasure.demo_corpus import generate_corpus, write_jsonl
+
+    corpus = generate_corpus(customers=customers, seed=seed)
+    write_jsonl(corpus.records, out)
+    console.print(f"wrote {len(corpus.records)} records of {customers} customers to {out}")
+
+
+@app.command()
+@friendly_errors
+def demo(
+    customers: int = typer.Option(200, min=2, help="fictitious customers in the generated corpus"),
+    seed: int = typer.Option(7),
+) -> None:
+    """Run the demo end to end on a generated corpus (makes its own pepper under .lethe/)."""
+    run_demo(_settings(), customers, seed)
+
+
+if __name__ == "__main__":
+    app()

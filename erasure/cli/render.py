@@ -1,0 +1,72 @@
+"""Rich renderings of results: tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from lineage.impact import BlastRadius, Preflight
+
+console = Console(highlight=False)
+
+
+def counts_table(title: str, counts: dict[str, int | str]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for key, value in counts.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    return table
+
+
+def blast_radius(result: BlastRadius, max_paths: int = 20) -> None:
+    """Print a blast radius: counts, the touched adapters and deployments, and sample paths."""
+    summary = {
+        "records": result.records, "erased records among them": result.records_erased,
+        "held out (never trained on)": result.records_held_out, "shards": len(result.shards),
+        "dataset versions": len(result.datasets), "fine-tune runs": len(result.runs),
+        "adapters": len(result.adapters), "deployments": len(result.deployments),
+    }
+    if result.start == "subject":
+        summary = {"subject keys found": result.subject_keys_found, **summary}
+    console.print(counts_table(f"Blast radius of the {result.start}", summary))
+    if result.depth_limit_hit:
+        console.print(f"[yellow]depth limit {result.depth_limit} reached: adapters merged further "
+                      "than that are not shown; rerun with a larger --depth[/]")
+    if result.is_empty:
+        console.print("[green]Nothing in the graph learned from this.[/]")
+        return
+    if result.adapters:
+        table = Table(title="Adapters", title_justify="left")
+        table.add_column("adapter")
+        table.add_column("state")
+        table.add_column("deployed to")
+        deployed: dict[str, list[str]] = {}
+        for adapter, deployment in result.adapter_deployment:
+            deployed.setdefault(adapter, []).append(deployment)
+        for adapter in result.adapters:
+            table.add_row(adapter.id, adapter.state or "?", ", ".join(deployed.get(adapter.id, [])) or "-")
+        console.print(table)
+    paths, truncated = result.paths(limit=max_paths)
+    tree = Tree("Paths (record → shard → run → adapter → deployment)")
+    for path in paths:
+        tree.add(" → ".join(p[:24] for p in path))
+    if truncated:
+        tree.add(f"[dim]… more paths not shown (limit {max_paths}); use --json for the whole subgraph[/]")
+    console.print(tree)
+
+
+def preflight(result: Preflight) -> None:
+    console.print(counts_table(f"Preflight of {result.dataset}", {
+        "training records": result.records, "held-out records": result.held_out, "shards": result.shards,
+        "subject keys": result.subjects,
+        "records under open erasure requests": result.records_under_open_requests,
+        "records under closed erasure requests": result.records_under_closed_requests,
+        "tombstoned records present": result.tombstoned_records,
+        "records with erased content": result.erased_content_matches,
+    }))
+    if result.ok:
+        console.print("[bold green]OK[/]: safe to fine-tune on this version.")
+    else:
+        console.print("[bold red]BLOCKED[/]: " + "; ".join(result.blocking_reasons))

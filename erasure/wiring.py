@@ -1,0 +1,45 @@
+"""Builds the collaborators the commands need from settings (the composition root's one place)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from erasure.settings import Settings
+from lineage.content_store import ContentStore
+from lineage.keys import SubjectKeyer
+from lineage.store import GraphStore
+
+
+def open_graph(settings: Settings, apply_schema: bool = True) -> GraphStore:
+    """Connect to the configured Neo4j (the local one unless NEO4J_URI is set) and ensure the schema."""
+    store = GraphStore.connect(settings.resolved_neo4j_uri(), settings.neo4j_user,
+                               settings.resolved_neo4j_password(), settings.neo4j_database)
+    if apply_schema:
+        store.apply_schema()
+    return store
+
+
+def subject_keyer(settings: Settings) -> SubjectKeyer:
+    """The HMAC keyer under the configured pepper (refuses to run without one)."""
+    return SubjectKeyer(settings.load_pepper())
+
+
+def content_store(settings: Settings) -> ContentStore:
+    return ContentStore(settings.content_store_path)
+
+
+def configure_logging(state_dir: Path, level: int = logging.INFO) -> Path:
+    """Log to .lethe/logs/lethe.log; messages carry counts and ids, never raw identifiers."""
+    log_dir = state_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / "lethe.log"
+    root = logging.getLogger()
+    if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.resolve()
+               for h in root.handlers):
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("neo4j").setLevel(logging.WARNING)
+    return path

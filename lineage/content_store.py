@@ -1,0 +1,54 @@
+"""The source store for record text (SQLite): the graph points here and keeps only hashes."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+CONTENT_REF_PREFIX = "lethe-content:"
+
+
+class ContentStore:
+    """Record texts by id in one SQLite file; erasing a record deletes its text."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS content (id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, text TEXT NOT NULL)"
+        )
+        self._db.commit()
+
+    @staticmethod
+    def ref(record_id: str) -> str:
+        """The `content_ref` the graph stores for a record."""
+        return CONTENT_REF_PREFIX + record_id
+
+    def put_many(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """Store (id, sha256, text) rows in one transaction; existing ids are left as they are."""
+        with self._db:
+            self._db.executemany("INSERT OR IGNORE INTO content (id, sha256, text) VALUES (?, ?, ?)", rows)
+
+    def get(self, record_id: str) -> str | None:
+        row = self._db.execute("SELECT text FROM content WHERE id = ?", (record_id,)).fetchone()
+        return row[0] if row else None
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            out.update(self._db.execute(f"SELECT id, text FROM content WHERE id IN ({marks})", chunk))
+        return out
+
+    def delete_many(self, ids: Sequence[str]) -> int:
+        """Delete the texts of erased records; returns how many were present."""
+        with self._db:
+            cur = self._db.executemany("DELETE FROM content WHERE id = ?", [(i,) for i in ids])
+        return cur.rowcount
+
+    def close(self) -> None:
+        self._db.close()

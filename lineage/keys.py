@@ -1,0 +1,72 @@
+"""Subject keys: keyed HMACs of normalized identifiers, so raw identifiers never reach storage."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from enum import StrEnum
+
+from lineage.errors import PepperError
+
+MIN_PEPPER_BYTES = 32
+
+
+class IdentifierKind(StrEnum):
+    """The identifier kinds a subject can be named by."""
+
+    EMAIL = "email"
+    PHONE = "phone"
+    ACCOUNT = "account"
+    NAME = "name"
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_identifier(kind: IdentifierKind, value: str) -> str:
+    """Canonical form of an identifier, so that trivially different spellings share one key."""
+    text = unicodedata.normalize("NFKC", value).strip()
+    if kind is IdentifierKind.EMAIL:
+        normalized = text.lower()
+        if normalized.count("@") != 1 or normalized.startswith("@") or normalized.endswith("@"):
+            raise ValueError("not an email address (expected exactly one '@' between two parts)")
+    elif kind is IdentifierKind.PHONE:
+        # Keep a leading '+' (country code) and the digits; drop spaces, dots, dashes, brackets.
+        digits = re.sub(r"\D", "", text)
+        if len(digits) < 5:
+            raise ValueError("a phone number needs at least 5 digits")
+        normalized = ("+" if text.startswith("+") else "") + digits
+    elif kind is IdentifierKind.ACCOUNT:
+        normalized = _SPACES.sub("", text).upper()
+    else:
+        normalized = _SPACES.sub(" ", text).casefold()
+    if not normalized:
+        raise ValueError("empty identifier")
+    return normalized
+
+
+class SubjectKeyer:
+    """Turns identifiers into subject keys: HMAC-SHA256 under a secret pepper."""
+
+    def __init__(self, pepper: bytes):
+        if len(pepper) < MIN_PEPPER_BYTES:
+            raise PepperError(
+                f"the pepper has {len(pepper)} bytes; at least {MIN_PEPPER_BYTES} random bytes are "
+                "needed (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+            )
+        self._pepper = pepper
+
+    def key(self, kind: IdentifierKind | str, value: str) -> str:
+        """The subject key of one identifier (hex), or ValueError naming what is wrong with it."""
+        kind = IdentifierKind(kind)
+        message = f"{kind.value}:{normalize_identifier(kind, value)}".encode()
+        return hmac.new(self._pepper, message, hashlib.sha256).hexdigest()
+
+    def keys(self, identifiers: dict[str, str]) -> dict[str, str]:
+        """Keys of several identifiers by kind; empty values are skipped."""
+        return {kind: self.key(kind, value) for kind, value in identifiers.items() if value}
+
+    def __repr__(self) -> str:  # never print the pepper
+        return "SubjectKeyer(pepper=<hidden>)"

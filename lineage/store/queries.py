@@ -1,0 +1,186 @@
+"""Impact queries: blast radius of a subject, record or dataset version, and dataset preflight.
+
+Each is one parameterized Cypher query that walks the lineage stage by stage, collecting DISTINCT
+nodes per stage, so its cost follows the size of the answer, not the size of the graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lineage.errors import NotFoundError
+from lineage.impact import BlastRadius, Preflight
+from lineage.store.graph import GraphStore
+
+MAX_DEPTH = 32
+
+_FROM_SUBJECTS = """
+CALL () { MATCH (s:Subject) WHERE s.key IN $keys RETURN count(s) AS subject_keys_found }
+CALL () {
+  CALL () {
+    MATCH (s:Subject)-[:OWNS]->(r:Record) WHERE s.key IN $keys RETURN r
+    UNION
+    MATCH (r:Record)-[:MENTIONS]->(s:Subject) WHERE s.key IN $keys RETURN r
+  }
+  RETURN collect(r) AS rs
+}
+"""
+
+_FROM_RECORDS = """
+CALL () { MATCH (r:Record) WHERE r.id IN $ids RETURN collect(r) AS rs }
+WITH rs, 0 AS subject_keys_found
+"""
+
+_RECORDS_TO_SHARDS = """
+CALL (rs) {
+  UNWIND rs AS r MATCH (r)-[:IN]->(sh:Shard)
+  RETURN collect(DISTINCT [r.id, sh.id]) AS record_shard, collect(DISTINCT sh) AS shards
+}
+CALL (rs) {
+  UNWIND rs AS r MATCH (r)-[:HELD_OUT]->(dv:DatasetVersion)
+  RETURN collect(DISTINCT dv {.id, .name}) AS held_out_in, count(DISTINCT r) AS records_held_out
+}
+WITH *, size(rs) AS records, size([r IN rs WHERE r.state = 'erased']) AS records_erased
+"""
+
+_FROM_DATASET = """
+MATCH (start:DatasetVersion {id: $dataset})
+CALL (start) {
+  MATCH (sh:Shard)-[:PART_OF]->(start) RETURN collect(sh) AS shards, coalesce(sum(sh.record_count), 0) AS records
+}
+CALL (start) { MATCH (r:Record)-[:HELD_OUT]->(start) RETURN count(r) AS records_held_out }
+WITH *, 0 AS subject_keys_found, 0 AS records_erased, [] AS record_shard, [] AS held_out_in
+"""
+
+_DOWNSTREAM = """
+CALL (shards) {
+  UNWIND shards AS sh MATCH (sh)-[:PART_OF]->(dv:DatasetVersion)
+  RETURN collect(DISTINCT [sh.id, dv.id]) AS shard_dataset, collect(DISTINCT dv {.id, .name}) AS datasets
+}
+CALL (shards) {
+  UNWIND shards AS sh MATCH (run:FineTuneRun)-[:TRAINED_ON]->(sh)
+  RETURN collect(DISTINCT [run.id, sh.id]) AS run_shard, collect(DISTINCT run) AS runs
+}
+CALL (runs) {
+  UNWIND runs AS run MATCH (run)-[:PRODUCED]->(a:Adapter)
+  RETURN collect(DISTINCT [run.id, a.id]) AS run_adapter, collect(DISTINCT a) AS produced
+}
+CALL (produced) {
+  UNWIND produced AS a
+  MATCH p = (a)-[:MERGED_INTO*1..$$DEPTH$$]->(m:Adapter)
+  WITH p, m, length(p) = $$DEPTH$$ AND EXISTS { (m)-[:MERGED_INTO]->(:Adapter) } AS cut
+  UNWIND relationships(p) AS rel
+  RETURN collect(DISTINCT [startNode(rel).id, endNode(rel).id]) AS adapter_merged,
+         collect(DISTINCT m) AS merged, true IN collect(cut) AS depth_limit_hit
+}
+WITH *, produced + [m IN merged WHERE NOT m IN produced] AS adapters
+CALL (adapters) {
+  UNWIND adapters AS a MATCH (a)-[:DEPLOYED_TO]->(d:Deployment)
+  RETURN collect(DISTINCT [a.id, d.id]) AS adapter_deployment, collect(DISTINCT d {.id, .endpoint}) AS deployments
+}
+RETURN subject_keys_found, records, records_erased, records_held_out, held_out_in, datasets,
+       [sh IN shards | sh.id] AS shards, [r IN runs | r.id] AS runs,
+       [a IN adapters | a {.id, .state}] AS adapters, deployments, depth_limit_hit,
+       record_shard, shard_dataset, run_shard, run_adapter, adapter_merged, adapter_deployment
+"""
+
+
+def _downstream(depth: int) -> str:
+    if not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+        raise ValueError(f"depth must be an integer between 1 and {MAX_DEPTH}, got {depth!r}")
+    return _DOWNSTREAM.replace("$$DEPTH$$", str(depth))
+
+
+def _result(store: GraphStore, start: str, query: str, depth: int, **params) -> BlastRadius:
+    rows = store.read(query, **params)
+    if not rows:
+        return BlastRadius(start=start, depth_limit=depth)
+    row = rows[0]
+    row["depth_limit_hit"] = bool(row["depth_limit_hit"])
+    return BlastRadius(start=start, depth_limit=depth, **row)
+
+
+def blast_radius_of_subject(store: GraphStore, keys: Sequence[str], depth: int = 8) -> BlastRadius:
+    """Everything trained on the records a subject owns or is mentioned in (keys: subject HMACs)."""
+    return _result(store, "subject", _FROM_SUBJECTS + _RECORDS_TO_SHARDS + _downstream(depth), depth,
+                   keys=list(keys))
+
+
+def blast_radius_of_records(store: GraphStore, ids: Sequence[str], depth: int = 8) -> BlastRadius:
+    """Everything trained on these records."""
+    return _result(store, "record", _FROM_RECORDS + _RECORDS_TO_SHARDS + _downstream(depth), depth,
+                   ids=list(ids))
+
+
+def blast_radius_of_dataset(store: GraphStore, dataset_id: str, depth: int = 8) -> BlastRadius:
+    """Everything trained on any shard of a dataset version; NotFoundError if there is no such version."""
+    result = _result(store, "dataset", _FROM_DATASET + _downstream(depth), depth, dataset=dataset_id)
+    if not store.read("MATCH (d:DatasetVersion {id: $id}) RETURN d.id", id=dataset_id):
+        raise NotFoundError(f"no dataset version {dataset_id!r}; `lethe preflight` lists nothing for it "
+                            "either — check the id (name:hash) printed by `lethe ingest --dataset`")
+    return result
+
+
+_PREFLIGHT = """
+MATCH (dv:DatasetVersion {id: $id})
+CALL (dv) { MATCH (sh:Shard)-[:PART_OF]->(dv) RETURN count(sh) AS shards }
+CALL (dv) {
+  MATCH (r:Record)-[:IN]->(:Shard)-[:PART_OF]->(dv) RETURN count(DISTINCT r) AS records
+}
+CALL (dv) { MATCH (r:Record)-[:HELD_OUT]->(dv) RETURN count(r) AS held_out }
+CALL (dv) {
+  CALL (dv) {
+    MATCH (r:Record)-[:IN]->(:Shard)-[:PART_OF]->(dv) RETURN r
+    UNION
+    MATCH (r:Record)-[:HELD_OUT]->(dv) RETURN r
+  }
+  RETURN
+    count(CASE WHEN r.state = 'erased' THEN 1 END) AS tombstoned_records,
+    count(CASE WHEN r.state <> 'erased' AND EXISTS {
+      MATCH (t:Record {content_sha256: r.content_sha256}) WHERE t.state = 'erased' } THEN 1 END)
+      AS erased_content_matches,
+    count(CASE WHEN EXISTS { MATCH (q:ErasureRequest)-[:SCOPES]->(r) WHERE q.status IN $open }
+                 OR EXISTS { MATCH (q:ErasureRequest)-[:TARGETS]->(:Subject)-[:OWNS|MENTIONS]-(r)
+                             WHERE q.status IN $open } THEN 1 END) AS records_under_open_requests,
+    count(CASE WHEN EXISTS { MATCH (q:ErasureRequest)-[:SCOPES]->(r) WHERE NOT q.status IN $open }
+                 OR EXISTS { MATCH (q:ErasureRequest)-[:TARGETS]->(:Subject)-[:OWNS|MENTIONS]-(r)
+                             WHERE NOT q.status IN $open } THEN 1 END) AS records_under_closed_requests
+}
+CALL (dv) {
+  CALL (dv) {
+    MATCH (s:Subject)-[:OWNS|MENTIONS]-(:Record)-[:IN]->(:Shard)-[:PART_OF]->(dv) RETURN s
+    UNION
+    MATCH (s:Subject)-[:OWNS|MENTIONS]-(:Record)-[:HELD_OUT]->(dv) RETURN s
+  }
+  RETURN count(s) AS subjects
+}
+RETURN dv.id AS dataset, records, held_out, shards, subjects, records_under_open_requests,
+       records_under_closed_requests, tombstoned_records, erased_content_matches
+"""
+
+
+def preflight(store: GraphStore, dataset_id: str) -> Preflight:
+    """Counts that tell whether a dataset version is safe to fine-tune on."""
+    rows = store.read(_PREFLIGHT, id=dataset_id, open=["open", "in_progress"])
+    if not rows:
+        raise NotFoundError(f"no dataset version {dataset_id!r}; check the id (name:hash) printed by "
+                            "`lethe ingest --dataset`, or list versions with `lethe datasets`")
+    return Preflight(**rows[0])
+
+
+def dataset_versions(store: GraphStore) -> list[dict]:
+    """All dataset versions, newest first."""
+    return store.read(
+        "MATCH (d:DatasetVersion) OPTIONAL MATCH (s:Shard)-[:PART_OF]->(d) "
+        "RETURN d.id AS id, d.name AS name, d.created_at AS created_at, count(s) AS shards, "
+        "d.manifest_root AS manifest_root ORDER BY created_at DESC"
+    )
+
+
+def graph_counts(store: GraphStore) -> dict[str, int]:
+    """Node counts per label and the relationship count (for status displays)."""
+    counts = {row["label"]: row["n"] for row in store.read(
+        "CALL db.labels() YIELD label CALL (label) { MATCH (n) WHERE label IN labels(n) RETURN count(n) AS n } "
+        "RETURN label, n")}
+    counts["relationships"] = store.read("MATCH ()-[r]->() RETURN count(r) AS n")[0]["n"]
+    return counts

@@ -1,0 +1,61 @@
+"""Test session: a real Neo4j (the local launcher, or NEO4J_URI when set) shared by every graph test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from erasure.neo4j_server import LocalNeo4j
+from erasure.settings import Settings
+from lineage.keys import SubjectKeyer
+from lineage.store import GraphStore
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_PEPPER = bytes(range(32))
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings() -> Settings:
+    """Settings of the test server: NEO4J_URI if given, else a local one on its own port and folder."""
+    if os.environ.get("NEO4J_URI"):
+        return Settings()
+    port = int(os.environ.get("LETHE_TEST_NEO4J_PORT", "17687"))
+    return Settings(state_dir=ROOT / ".lethe-test", local_bolt_port=port, local_heap="1g",
+                    local_page_cache="256m")
+
+
+@pytest.fixture(scope="session")
+def neo4j_server(neo4j_settings: Settings):
+    """Start the local Neo4j for the session (unless NEO4J_URI is set); stop it if we started it."""
+    if not neo4j_settings.uses_local_server:
+        yield neo4j_settings
+        return
+    server = LocalNeo4j(neo4j_settings)
+    started = not server.status().running
+    server.start()
+    yield neo4j_settings
+    if started and not os.environ.get("LETHE_TEST_KEEP_NEO4J"):
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def session_graph(neo4j_server: Settings):
+    store = GraphStore.connect(neo4j_server.resolved_neo4j_uri(), neo4j_server.neo4j_user,
+                               neo4j_server.resolved_neo4j_password(), neo4j_server.neo4j_database)
+    store.apply_schema()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def graph(session_graph: GraphStore) -> GraphStore:
+    """The session's graph, emptied before each test."""
+    session_graph.clear_all()
+    return session_graph
+
+
+@pytest.fixture
+def keyer() -> SubjectKeyer:
+    return SubjectKeyer(TEST_PEPPER)

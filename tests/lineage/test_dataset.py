@@ -1,0 +1,55 @@
+from datetime import datetime, timezone
+
+import pytest
+
+from lineage.dataset import plan_dataset_version
+from lineage.hashing import content_sha256
+from lineage.merkle import Manifest
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def records(n: int) -> list[tuple[str, str]]:
+    return [(f"r{i}", content_sha256(f"text {i}")) for i in range(n)]
+
+
+def test_plan_is_deterministic_and_content_addressed():
+    a = plan_dataset_version("d", records(500), NOW, shard_count=4, holdout_fraction=0.1, seed=3)
+    b = plan_dataset_version("d", list(reversed(records(500))), NOW, shard_count=4, holdout_fraction=0.1, seed=3)
+    assert a.version.id == b.version.id and [s.id for s in a.shards] == [s.id for s in b.shards]
+    for shard in a.shards:
+        assert shard.id == Manifest.of(h for _, h in shard.records).root
+    assert a.version.manifest_root == a.manifest.root
+
+
+def test_holdout_is_disjoint_sized_and_seeded():
+    plan = plan_dataset_version("d", records(2000), NOW, holdout_fraction=0.05, seed=1)
+    trained = {rid for s in plan.shards for rid, _ in s.records}
+    held = {rid for rid, _ in plan.holdout}
+    assert not trained & held and len(trained | held) == 2000
+    assert 60 <= len(held) <= 140  # 5% of 2000 = 100, binomial sd ~10
+    other = plan_dataset_version("d", records(2000), NOW, holdout_fraction=0.05, seed=2)
+    assert {rid for rid, _ in other.holdout} != held
+
+
+def test_a_record_keeps_its_shard_when_others_arrive():
+    small = plan_dataset_version("d", records(100), NOW, holdout_fraction=0.0)
+    large = plan_dataset_version("d", records(200), NOW, holdout_fraction=0.0)
+    where = {rid: s.index for s in small.shards for rid, _ in s.records}
+    assert all(where[rid] == s.index for s in large.shards for rid, _ in s.records if rid in where)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"shard_count": 0}, "shard_count"),
+    ({"holdout_fraction": 1.0}, "holdout_fraction"),
+    ({"name": " "}, "name"),
+])
+def test_bad_options_are_refused(kwargs, message):
+    args = {"name": "d", "records": records(10), "created_at": NOW, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        plan_dataset_version(**args)
+
+
+def test_empty_dataset_is_refused():
+    with pytest.raises(ValueError, match="no records"):
+        plan_dataset_version("d", [], NOW)
