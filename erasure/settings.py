@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     local_page_cache: str = Field(default="2g", alias="LETHE_NEO4J_PAGE_CACHE")
     pepper: SecretStr | None = Field(default=None, alias="LETHE_PEPPER")
     pepper_file: Path | None = Field(default=None, alias="LETHE_PEPPER_FILE")
+    base_model: Path | None = Field(default=None, alias="LETHE_BASE_MODEL")
+    batches_dir: Path | None = Field(default=None, alias="LETHE_BATCHES_DIR")
 
     @property
     def uses_local_server(self) -> bool:
@@ -42,6 +44,19 @@ class Settings(BaseSettings):
     @property
     def content_store_path(self) -> Path:
         return self.state_dir / "content.sqlite"
+
+    @property
+    def record_batches_dir(self) -> Path:
+        """Where the pipeline's `raw_records` reads JSONL/Parquet batches from."""
+        return self.batches_dir or self.state_dir / "batches"
+
+    @property
+    def model_store_dir(self) -> Path:
+        return self.state_dir / "models"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.state_dir / "quarantine"
 
     @property
     def demo_pepper_path(self) -> Path:

@@ -77,22 +77,39 @@ def plan_dataset_version(
     return DatasetPlan(version, shards, holdout)
 
 
-def write_dataset_version(writer: LineageWriter, plan: DatasetPlan, parent_id: str | None = None,
-                          reason: str | None = None) -> WriteSummary:
-    """Write shards, IN / PART_OF / HELD_OUT edges and the version node; idempotent."""
+def _sum(summaries: list[WriteSummary]) -> WriteSummary:
     total = WriteSummary()
-    steps = [
-        writer.nodes([Shard(id=s.id, record_count=len(s.records)) for s in plan.shards]),
-        writer.nodes([plan.version]),
-        writer.edges("IN", [Edge(source=rid, target=s.id) for s in plan.shards for rid, _ in s.records]),
-        writer.edges("PART_OF", [Edge(source=s.id, target=plan.version.id) for s in plan.shards]),
-        writer.edges("HELD_OUT", [Edge(source=rid, target=plan.version.id) for rid, _ in plan.holdout]),
-    ]
-    if parent_id is not None:
-        steps.append(writer.edges("DERIVED_FROM", [
-            Edge(source=plan.version.id, target=parent_id, props={"reason": reason or "update"})]))
-    for step in steps:
+    for step in summaries:
         total.nodes_created += step.nodes_created
         total.relationships_created += step.relationships_created
         total.properties_set += step.properties_set
+        total.rows += step.rows
     return total
+
+
+def write_shards(writer: LineageWriter, plan: DatasetPlan) -> WriteSummary:
+    """Write the shard nodes and their records' IN edges; idempotent (shards are content-addressed)."""
+    return _sum([
+        writer.nodes([Shard(id=s.id, record_count=len(s.records)) for s in plan.shards]),
+        writer.edges("IN", [Edge(source=rid, target=s.id) for s in plan.shards for rid, _ in s.records]),
+    ])
+
+
+def write_version(writer: LineageWriter, plan: DatasetPlan, parent_id: str | None = None,
+                  reason: str | None = None) -> WriteSummary:
+    """Write the version node, PART_OF, HELD_OUT and DERIVED_FROM edges; idempotent."""
+    steps = [
+        writer.nodes([plan.version]),
+        writer.edges("PART_OF", [Edge(source=s.id, target=plan.version.id) for s in plan.shards]),
+        writer.edges("HELD_OUT", [Edge(source=rid, target=plan.version.id) for rid, _ in plan.holdout]),
+    ]
+    if parent_id is not None and parent_id != plan.version.id:
+        steps.append(writer.edges("DERIVED_FROM", [
+            Edge(source=plan.version.id, target=parent_id, props={"reason": reason or "update"})]))
+    return _sum(steps)
+
+
+def write_dataset_version(writer: LineageWriter, plan: DatasetPlan, parent_id: str | None = None,
+                          reason: str | None = None) -> WriteSummary:
+    """Write shards, then the version that binds them; idempotent."""
+    return _sum([write_shards(writer, plan), write_version(writer, plan, parent_id, reason)])

@@ -122,15 +122,13 @@ def parse_line(raw: bytes, line: int, keyer: SubjectKeyer) -> ParsedRecord:
     )
 
 
-def parse_jsonl(data: bytes, keyer: SubjectKeyer, source_name: str = "<batch>") -> ParsedBatch:
-    """Validate a whole batch; any invalid record rejects the batch with every problem listed."""
+def parse_lines(lines: list[tuple[int, bytes]], keyer: SubjectKeyer) -> tuple[ParsedBatch, list[InvalidRecordError]]:
+    """Validate numbered lines: the valid records (exact repeats dropped) and an error per bad line."""
     batch, errors = ParsedBatch(), []
     first_seen: dict[str, ParsedRecord] = {}
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        if not raw.strip():
-            continue
+    for number, raw in lines:
         try:
-            parsed = parse_line(raw.rstrip(b"\r"), number, keyer)
+            parsed = parse_line(raw, number, keyer)
         except InvalidRecordError as exc:
             errors.append(exc)
             continue
@@ -144,6 +142,13 @@ def parse_jsonl(data: bytes, keyer: SubjectKeyer, source_name: str = "<batch>") 
             errors.append(InvalidRecordError(
                 number, "id", f"id {parsed.id!r} already appears on line {earlier.line} with different "
                 "content or subject; ids must be unique"))
+    return batch, errors
+
+
+def parse_jsonl(data: bytes, keyer: SubjectKeyer, source_name: str = "<batch>") -> ParsedBatch:
+    """Validate a whole batch; any invalid record rejects the batch with every problem listed."""
+    lines = [(n, raw.rstrip(b"\r")) for n, raw in enumerate(data.split(b"\n"), start=1) if raw.strip()]
+    batch, errors = parse_lines(lines, keyer)
     if errors:
         raise BatchRejectedError(source_name, errors)
     return batch

@@ -28,6 +28,18 @@ app.add_typer(neo4j_app, name="neo4j")
 console = render.console
 
 
+# Commands that run without a pepper: server management, and the demo (which makes its own).
+NO_PEPPER_NEEDED = {"neo4j", "demo", "demo-data"}
+
+
+@app.callback()
+@friendly_errors
+def _require_pepper(ctx: typer.Context) -> None:
+    """Lethe refuses to start without a pepper: subject keys are HMACs under it."""
+    if ctx.invoked_subcommand not in NO_PEPPER_NEEDED and not ctx.resilient_parsing:
+        Settings().load_pepper()
+
+
 def _settings() -> Settings:
     settings = Settings()
     wiring.configure_logging(settings.state_dir)

@@ -125,8 +125,9 @@ class GraphStore:
         batch_size: int = DEFAULT_BATCH_SIZE,
         check: Callable[[list[dict], list[dict]], None] | None = None,
         on_batch: Callable[[int], None] | None = None,
+        tx: neo4j.Transaction | None = None,
     ) -> WriteSummary:
-        """`UNWIND $rows` a query over `rows`, one managed transaction per batch.
+        """`UNWIND $rows` a query over `rows`, one managed transaction per batch (or all in `tx`).
 
         `check(batch, result_rows)` runs inside the transaction and may raise to roll the batch back.
         Each batch commits on its own, so a rerun after a crash redoes only idempotent MERGEs.
@@ -140,6 +141,12 @@ class GraphStore:
                 check(batch, out)
             return result.consume().counters
 
+        if tx is not None:
+            with _translated(self.uri, self.user):
+                for start in range(0, len(rows), batch_size):
+                    batch = list(rows[start:start + batch_size])
+                    summary.add(work(tx, batch), len(batch))
+            return summary
         with _translated(self.uri, self.user), self._driver.session(database=self.database) as session:
             for start in range(0, len(rows), batch_size):
                 batch = list(rows[start:start + batch_size])
@@ -153,6 +160,19 @@ class GraphStore:
         """Delete every node and relationship (tests and benchmarks only), in batches."""
         with _translated(self.uri, self.user), self._driver.session(database=self.database) as session:
             session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS").consume()
+
+    @contextmanager
+    def transaction(self) -> Iterator[neo4j.Transaction]:
+        """One explicit transaction: everything written through it commits together, or nothing."""
+        with _translated(self.uri, self.user), self._driver.session(database=self.database) as session:
+            tx = session.begin_transaction()
+            try:
+                yield tx
+            except BaseException:
+                if not tx.closed():
+                    tx.rollback()
+                raise
+            tx.commit()
 
     def run_in_transaction(self, work: Callable[[neo4j.ManagedTransaction], Any]) -> Any:
         """Run `work(tx)` in one managed write transaction: all of it commits, or none."""

@@ -44,8 +44,9 @@ def _edge_query(type_: str) -> str:
 class LineageWriter:
     """Writes lineage in batches; every write is a MERGE, so rerunning it changes nothing."""
 
-    def __init__(self, store: GraphStore, batch_size: int = DEFAULT_BATCH_SIZE):
-        self.store, self.batch_size = store, batch_size
+    def __init__(self, store: GraphStore, batch_size: int = DEFAULT_BATCH_SIZE, tx=None):
+        """With `tx` (from `GraphStore.transaction()`), every write joins that one transaction."""
+        self.store, self.batch_size, self.tx = store, batch_size, tx
 
     def nodes(self, nodes: Sequence[Node], on_batch: Callable[[int], None] | None = None) -> WriteSummary:
         """Merge nodes of one kind on their key."""
@@ -55,9 +56,8 @@ class LineageWriter:
         if any(type(n) is not kind for n in nodes):
             raise TypeError("LineageWriter.nodes takes nodes of one kind per call")
         rows = [node_row(n) for n in nodes]
-        return self.store.write_batches(
-            _node_query(kind), rows, self.batch_size, on_batch=on_batch
-        )
+        return self.store.write_batches(_node_query(kind), rows, self.batch_size, on_batch=on_batch,
+                                        tx=self.tx)
 
     def edges(self, type_: str, edges: Sequence[Edge],
               on_batch: Callable[[int], None] | None = None) -> WriteSummary:
@@ -76,7 +76,7 @@ class LineageWriter:
                 )
 
         return self.store.write_batches(_edge_query(type_), rows, self.batch_size, check=all_matched,
-                                        on_batch=on_batch)
+                                        on_batch=on_batch, tx=self.tx)
 
     def records_with_owners(self, rows: Sequence[dict],
                             on_batch: Callable[[int], None] | None = None) -> WriteSummary:
@@ -84,7 +84,8 @@ class LineageWriter:
 
         Each row: id, content_sha256, source, created_at, content_ref, owners: [{key, kind}].
         """
-        return self.store.write_batches(_RECORDS_WITH_OWNERS, rows, self.batch_size, on_batch=on_batch)
+        return self.store.write_batches(_RECORDS_WITH_OWNERS, rows, self.batch_size, on_batch=on_batch,
+                                        tx=self.tx)
 
     def known_records(self, ids: Sequence[str]) -> dict[str, dict]:
         """Hash and state of the records among `ids` that are already in the graph."""
@@ -103,12 +104,13 @@ class LineageWriter:
 
         Returns the records that were newly erased (id and hash); already-erased ones are skipped.
         """
-        return self.store.execute(
-            "UNWIND $ids AS id MATCH (r:Record {id: id}) WHERE r.state <> 'erased' "
-            "SET r.state = 'erased', r.erased_at = $at REMOVE r.content_ref "
-            "RETURN r.id AS id, r.content_sha256 AS content_sha256",
-            ids=list(ids), at=erased_at.isoformat(),
-        )
+        query = ("UNWIND $ids AS id MATCH (r:Record {id: id}) WHERE r.state <> 'erased' "
+                 "SET r.state = 'erased', r.erased_at = $at REMOVE r.content_ref "
+                 "RETURN r.id AS id, r.content_sha256 AS content_sha256")
+        params = {"ids": list(ids), "at": erased_at.isoformat()}
+        if self.tx is not None:
+            return [r.data() for r in self.tx.run(query, params)]
+        return self.store.execute(query, **params)
 
     def erased_hashes(self, hashes: Sequence[str]) -> set[str]:
         """The subset of `hashes` that belong to tombstoned records (checked in bulk)."""

@@ -68,11 +68,14 @@ def test_blast_radius_needs_exactly_one_start(env, args):
     assert result.exit_code == 2 and "exactly one start" in result.output
 
 
-def test_without_a_pepper_lethe_refuses_to_key_subjects(env, tmp_path):
-    path = tmp_path / "t.jsonl"
-    path.write_bytes(jsonl(tickets(2)))
-    result = run({**env, "LETHE_PEPPER": ""}, "ingest", str(path))
-    assert result.exit_code == 2 and "pepper" in result.output
+@pytest.mark.parametrize("args", [["ingest", "t.jsonl"], ["preflight", "d"], ["datasets"]])
+def test_without_a_pepper_lethe_refuses_to_start(env, args):
+    result = run({**env, "LETHE_PEPPER": ""}, *args)
+    assert result.exit_code == 2 and "pepper" in result.output and "Traceback" not in result.output
+
+
+def test_server_commands_run_without_a_pepper(env):
+    assert run({**env, "LETHE_PEPPER": ""}, "neo4j", "status").exit_code == 0
 
 
 def test_neo4j_down_gives_a_clear_message_within_seconds(env):

@@ -181,3 +181,16 @@ def test_preflight_counts_requests_and_tombstones(graph, keyer, content):
     assert closed.records_under_open_requests == 0 and closed.records_under_closed_requests == 8
     with pytest.raises(NotFoundError):
         queries.preflight(graph, "nope")
+
+
+def test_writes_in_one_transaction_commit_together_or_not_at_all(graph, keyer, content):
+    from lineage.models import Shard
+    with pytest.raises(RuntimeError, match="crash"):
+        with graph.transaction() as tx:
+            writer = LineageWriter(graph, batch_size=2, tx=tx)
+            writer.nodes([Shard(id=f"{i:064x}", record_count=1) for i in range(5)])
+            raise RuntimeError("crash mid-materialization")
+    assert graph.read("MATCH (s:Shard) RETURN count(s) AS n")[0]["n"] == 0
+    with graph.transaction() as tx:
+        LineageWriter(graph, batch_size=2, tx=tx).nodes([Shard(id=f"{i:064x}", record_count=1) for i in range(5)])
+    assert graph.read("MATCH (s:Shard) RETURN count(s) AS n")[0]["n"] == 5
