@@ -1,0 +1,1 @@
+"""Lethe's Dagster code location: records → PII scan → shards → dataset version → adapters."""

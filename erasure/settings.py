@@ -62,6 +62,21 @@ class Settings(BaseSettings):
     def demo_pepper_path(self) -> Path:
         return self.state_dir / "demo-pepper"
 
+    @property
+    def dagster_home(self) -> Path:
+        return (self.state_dir / "dagster").resolve()
+
+    def child_environment(self) -> dict[str, str]:
+        """The environment for a child process (e.g. the Dagster CLI) that must see these settings."""
+        env = dict(os.environ)
+        env.update({"LETHE_STATE_DIR": str(self.state_dir.resolve()), "DAGSTER_HOME": str(self.dagster_home),
+                     "LETHE_NEO4J_PORT": str(self.local_bolt_port), "HF_HUB_OFFLINE": "1"})
+        for name, value in (("LETHE_PEPPER_FILE", self.pepper_file), ("LETHE_BASE_MODEL", self.base_model),
+                            ("LETHE_BATCHES_DIR", self.batches_dir), ("NEO4J_URI", self.neo4j_uri)):
+            if value is not None:
+                env[name] = str(Path(value).resolve()) if isinstance(value, Path) else str(value)
+        return env
+
     def resolved_neo4j_uri(self) -> str:
         return self.neo4j_uri or f"bolt://127.0.0.1:{self.local_bolt_port}"
 

@@ -37,8 +37,10 @@ class DatasetPlan:
         return Manifest.of(h for s in self.shards for _, h in s.records)
 
 
-def _in_holdout(record_id: str, fraction: float, seed: int) -> bool:
-    digest = hashlib.sha256(f"holdout:{seed}:{record_id}".encode()).digest()
+def _in_holdout(content_sha256: str, fraction: float, seed: int) -> bool:
+    # Decided by content, not id: copies of one text go to the holdout together or not at all, so
+    # a held-out record is never a duplicate of a training record (it must be truly unseen).
+    digest = hashlib.sha256(f"holdout:{seed}:{content_sha256}".encode()).digest()
     return int.from_bytes(digest[:8], "big") < fraction * 2**64
 
 
@@ -59,7 +61,7 @@ def plan_dataset_version(
         raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
     if not records:
         raise ValueError(f"dataset version {name!r} has no records; ingest records first")
-    holdout = tuple(sorted(r for r in records if _in_holdout(r[0], holdout_fraction, seed)))
+    holdout = tuple(sorted(r for r in records if _in_holdout(r[1], holdout_fraction, seed)))
     held = {rid for rid, _ in holdout}
     buckets: list[list[tuple[str, str]]] = [[] for _ in range(shard_count)]
     for rid, sha in records:

@@ -8,9 +8,13 @@ import re
 import unicodedata
 from enum import StrEnum
 
+import phonenumbers
+
 from lineage.errors import PepperError
 
 MIN_PEPPER_BYTES = 32
+# Numbers written without a country code are read as this region's. Changing it changes keys.
+DEFAULT_PHONE_REGION = "US"
 
 
 class IdentifierKind(StrEnum):
@@ -33,11 +37,7 @@ def normalize_identifier(kind: IdentifierKind, value: str) -> str:
         if normalized.count("@") != 1 or normalized.startswith("@") or normalized.endswith("@"):
             raise ValueError("not an email address (expected exactly one '@' between two parts)")
     elif kind is IdentifierKind.PHONE:
-        # Keep a leading '+' (country code) and the digits; drop spaces, dots, dashes, brackets.
-        digits = re.sub(r"\D", "", text)
-        if len(digits) < 5:
-            raise ValueError("a phone number needs at least 5 digits")
-        normalized = ("+" if text.startswith("+") else "") + digits
+        normalized = _normalize_phone(text)
     elif kind is IdentifierKind.ACCOUNT:
         normalized = _SPACES.sub("", text).upper()
     else:
@@ -45,6 +45,18 @@ def normalize_identifier(kind: IdentifierKind, value: str) -> str:
     if not normalized:
         raise ValueError("empty identifier")
     return normalized
+
+
+def _normalize_phone(text: str) -> str:
+    """E.164 (e.g. +12025550142), so '(202) 555-0142' and '+1 202 555 0142' share a key."""
+    digits = re.sub(r"\D", "", text)
+    if len(digits) < 5:
+        raise ValueError("a phone number needs at least 5 digits")
+    try:
+        number = phonenumbers.parse(text, DEFAULT_PHONE_REGION)
+    except phonenumbers.NumberParseException:
+        return ("+" if text.lstrip().startswith("+") else "") + digits
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 class SubjectKeyer:

@@ -59,3 +59,11 @@ def graph(session_graph: GraphStore) -> GraphStore:
 @pytest.fixture
 def keyer() -> SubjectKeyer:
     return SubjectKeyer(TEST_PEPPER)
+
+
+@pytest.fixture(scope="session")
+def tiny_base_model() -> Path:
+    """The demo's tiny base model, built once and cached under .lethe-test/models between runs."""
+    from erasure.demo_models import build_demo_base_model
+
+    return build_demo_base_model(ROOT / ".lethe-test" / "models" / "base-tiny")

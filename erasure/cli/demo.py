@@ -1,49 +1,64 @@
-"""The demo: a generated corpus of fictitious customers, ingested and shown as a blast radius."""
+"""The demo: fictitious customers' tickets through the Dagster pipeline into adapters, then a blast radius."""
 
 from __future__ import annotations
 
 from erasure import wiring
 from erasure.cli import render
 from erasure.demo_corpus import generate_corpus, write_jsonl
-from erasure.ingestion import DatasetOptions, ingest_file, read_batch
+from erasure.demo_models import build_demo_base_model
 from erasure.neo4j_server import LocalNeo4j
+from erasure.pipeline_runner import INGEST_ASSETS, TRAIN_ASSETS, materialize, register_batches
 from erasure.settings import Settings, demo_settings
 from lineage.keys import IdentifierKind
 from lineage.store import queries
 
 console = render.console
+BATCHES = 2
 
 
 def run_demo(settings: Settings, customers: int, seed: int) -> None:
-    """Start Neo4j, generate and ingest the corpus as a sharded dataset version, show a blast radius."""
+    """Neo4j, base model, corpus → Dagster (ingest, PII scan, shards, dataset, LoRA, deploy) → blast radius."""
     settings = demo_settings(settings)
     if settings.uses_local_server:
         with console.status("starting the local Neo4j…"):
             status = LocalNeo4j(settings).start()
         console.print(f"[bold]1.[/] Neo4j is running at {status.uri}")
+    if settings.base_model is None:
+        with console.status("building the tiny base model (cached after the first run)…"):
+            base = build_demo_base_model(settings.model_store_dir / "base-tiny")
+        settings = settings.model_copy(update={"base_model": base})
+    console.print(f"[bold]2.[/] base model: {settings.base_model}")
+
     corpus = generate_corpus(customers=customers, seed=seed)
-    path = settings.state_dir / "demo" / "tickets.jsonl"
-    write_jsonl(corpus.records, path)
-    console.print(f"[bold]2.[/] generated {len(corpus.records)} support tickets of {customers} fictitious "
-                  f"customers → {path}")
+    size = -(-len(corpus.records) // BATCHES)
+    names = []
+    for i in range(BATCHES):
+        name = f"tickets-{i + 1}.jsonl"
+        write_jsonl(corpus.records[i * size:(i + 1) * size], settings.record_batches_dir / name)
+        names.append(name)
+    console.print(f"[bold]3.[/] {len(corpus.records)} support tickets of {customers} fictitious customers "
+                  f"in {BATCHES} batches under {settings.record_batches_dir}")
+
+    register_batches(settings, names)
+    for name in names:
+        with console.status(f"Dagster: raw_records + pii_scan [{name}]…"):
+            materialize(settings, INGEST_ASSETS, partition=name)
+    with console.status("Dagster: shards → dataset_version → fine_tune (LoRA per shard) → deployment…"):
+        materialize(settings, TRAIN_ASSETS)
+    console.print(f"[bold]4.[/] Dagster materialized every asset (instance: {settings.dagster_home})")
+
     keyer = wiring.subject_keyer(settings)
-    batch = read_batch(path, keyer)
     with wiring.open_graph(settings) as graph:
-        outcome = ingest_file(batch, graph, wiring.content_store(settings),
-                              DatasetOptions("support-tickets", shards=4, holdout=0.05, seed=seed))
-        plan = outcome.dataset
-        console.print(f"[bold]3.[/] ingested {outcome.report.records} records into dataset version "
-                      f"[bold]{plan.version.id}[/] ({len(plan.shards)} shards, {len(plan.holdout)} held out)")
         console.print(render.counts_table("Graph", queries.graph_counts(graph)))
-        customer = corpus.truth["customers"][0]
-        key = keyer.key(IdentifierKind.EMAIL, customer["email"])
-        console.print(f"[bold]4.[/] blast radius of customer #0 (email → subject key {key[:12]}…):")
+        key = keyer.key(IdentifierKind.EMAIL, corpus.truth["customers"][0]["email"])
+        console.print(f"[bold]5.[/] blast radius of customer #0 (email → subject key {key[:12]}…):")
         render.blast_radius(queries.blast_radius_of_subject(graph, [key]))
-        console.print(render.counts_table("Preflight", {"verdict": "OK" if queries.preflight(
-            graph, plan.version.id).ok else "BLOCKED"}))
+        versions = queries.dataset_versions(graph)
+    pepper = settings.pepper_file or "$LETHE_PEPPER"
     console.print(
-        "\nTry it yourself (the demo's pepper is in "
-        f"{settings.demo_pepper_path}):\n"
-        f"  LETHE_PEPPER_FILE={settings.demo_pepper_path} .venv/bin/lethe blast-radius --dataset {plan.version.id}\n"
-        f"  LETHE_PEPPER_FILE={settings.demo_pepper_path} .venv/bin/lethe preflight {plan.version.id}"
+        "\nExplore:\n"
+        f"  LETHE_PEPPER_FILE={pepper} .venv/bin/lethe preflight {versions[0]['id']}\n"
+        f"  LETHE_PEPPER_FILE={pepper} .venv/bin/lethe blast-radius --dataset {versions[0]['id']}\n"
+        f"  DAGSTER_HOME={settings.dagster_home} LETHE_PEPPER_FILE={pepper} "
+        f"LETHE_BASE_MODEL={settings.base_model} .venv/bin/dagster dev -m assets.definitions"
     )

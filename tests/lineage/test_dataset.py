@@ -53,3 +53,10 @@ def test_bad_options_are_refused(kwargs, message):
 def test_empty_dataset_is_refused():
     with pytest.raises(ValueError, match="no records"):
         plan_dataset_version("d", [], NOW)
+
+
+def test_copies_of_one_text_are_held_out_together_or_not_at_all():
+    copies = [(f"copy{i}", content_sha256("the same ticket")) for i in range(50)]
+    plan = plan_dataset_version("d", records(400) + copies, NOW, holdout_fraction=0.5, seed=4)
+    held = {rid for rid, _ in plan.holdout}
+    assert len(held & {rid for rid, _ in copies}) in (0, 50)

@@ -9,6 +9,8 @@ PEPPER = bytes(range(32))
 @pytest.mark.parametrize("kind, a, b", [
     (IdentifierKind.EMAIL, "Ada.Lovelace@Example.com", " ada.lovelace@example.com "),
     (IdentifierKind.PHONE, "+1 (202) 555-0142", "+12025550142"),
+    (IdentifierKind.PHONE, "(202) 555-0142", "+1-202-555-0142"),
+    (IdentifierKind.PHONE, "+44 20 7946 0958", "+442079460958"),
     (IdentifierKind.ACCOUNT, "acc 1234 5678", "ACC12345678"),
     (IdentifierKind.NAME, "Ada   LOVELACE", "ada lovelace"),
 ])

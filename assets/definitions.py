@@ -1,0 +1,48 @@
+"""The one Dagster Definitions object of Lethe's code location (`dagster dev -m assets.definitions`)."""
+
+
+import dagster as dg
+
+from assets import checks
+from assets.datasets import dataset_version, shards
+from assets.records import pii_scan, raw_records, record_batches
+from assets.resources import ModelStoreResource, Neo4jResource, SourceStoreResource
+from assets.sensors import make_batch_sensor
+from assets.training import deployment, fine_tune
+from erasure.settings import Settings
+
+ingest_job = dg.define_asset_job("ingest_batch", selection=[raw_records, pii_scan])
+train_job = dg.define_asset_job("train_adapters", selection=[shards, dataset_version, fine_tune, deployment])
+
+
+def build_resources(settings: Settings) -> dict:
+    """Resources from Lethe's settings; secrets are passed as EnvVar so the UI never shows them."""
+    return {
+        "neo4j": Neo4jResource(
+            uri=settings.resolved_neo4j_uri(), user=settings.neo4j_user, database=settings.neo4j_database,
+            password=dg.EnvVar("NEO4J_PASSWORD") if settings.neo4j_password else None,
+            password_file=None if settings.neo4j_password else str((settings.local_server_dir / "password").resolve())),
+        "source": SourceStoreResource(
+            batches_dir=str(settings.record_batches_dir.resolve()),
+            content_db=str(settings.content_store_path.resolve()),
+            quarantine_dir=str(settings.quarantine_dir.resolve()),
+            pepper=dg.EnvVar("LETHE_PEPPER") if settings.pepper else None,
+            pepper_file=str(settings.pepper_file.resolve()) if settings.pepper_file else None),
+        "models": ModelStoreResource(root=str(settings.model_store_dir.resolve()),
+                                     base_model=str(settings.base_model.resolve()) if settings.base_model else None),
+        "policy": checks.PolicyResource(),
+    }
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """Assets, checks, jobs, sensor and resources for one environment."""
+    return dg.Definitions(
+        assets=[raw_records, pii_scan, shards, dataset_version, fine_tune, deployment],
+        asset_checks=[checks.no_erased_records, checks.no_open_erasure_requests, checks.adapter_matches_graph],
+        jobs=[ingest_job, train_job],
+        sensors=[make_batch_sensor(ingest_job, str(settings.record_batches_dir.resolve()))],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(Settings())

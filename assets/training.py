@@ -1,0 +1,118 @@
+"""Training assets: one LoRA adapter per shard, merged into the served adapter, then deployed."""
+
+
+import hashlib
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from assets.datasets import dataset_version
+from assets.resources import ModelStoreResource, Neo4jResource, SourceStoreResource
+from lineage.dataset import DatasetPlan
+from lineage.models import Adapter, Deployment, Edge, FineTuneRun
+from lineage.store import queries
+from lineage.store.writers import LineageWriter
+
+CODE_VERSION = "lethe-0.1.0"
+
+
+class FineTuneConfig(dg.Config):
+    """LoRA hyper-parameters; unset ones take LoraTrainingConfig's defaults. The full config is hashed."""
+
+    r: int | None = None
+    alpha: float | None = None
+    learning_rate: float | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    max_length: int | None = None
+    seed: int | None = None
+
+
+def _refuse_erased(graph, plan: DatasetPlan) -> None:
+    # Defence in depth: the blocking checks should already have stopped the run.
+    result = queries.preflight(graph, plan.version.id)
+    if result.tombstoned_records or result.erased_content_matches:
+        raise dg.Failure(f"refusing to fine-tune on {plan.version.id}: " + "; ".join(result.blocking_reasons))
+
+
+@dg.asset(group_name="training", kinds={"pytorch", "neo4j"})
+def fine_tune(context: dg.AssetExecutionContext, config: FineTuneConfig, dataset_version: DatasetPlan,
+              neo4j: Neo4jResource, models: ModelStoreResource,
+              source: SourceStoreResource) -> dg.Output[dict]:
+    """LoRA per shard (peft) on LETHE_BASE_MODEL, merged exactly into the served adapter."""
+    from unlearning.sharded import train_sharded_adapters
+    from unlearning.training import LoraTrainingConfig
+
+    plan = dataset_version
+    _refuse_erased(neo4j.graph, plan)
+    content = source.content()
+    texts = content.get_many([rid for s in plan.shards for rid, _ in s.records])
+    missing = [rid for s in plan.shards for rid, _ in s.records if rid not in texts]
+    if missing:
+        raise dg.Failure(f"{len(missing)} training record(s) have no text in the content store "
+                         f"(e.g. {missing[:3]}); they may have been erased — rebuild the dataset version")
+    shard_texts = {s.id: [texts[rid] for rid, _ in s.records] for s in plan.shards}
+    try:
+        lora = LoraTrainingConfig(**{k: v for k, v in config.model_dump().items() if v is not None})
+    except ValueError as exc:
+        raise dg.Failure(f"bad fine_tune config: {exc}") from exc
+    started = datetime.now(timezone.utc)
+    run_dir = models.adapters_dir() / f"{plan.version.id.replace(':', '-')}-{lora.config_sha256()[:12]}"
+    trained = train_sharded_adapters(models.base_model_dir(), shard_texts, lora, run_dir,
+                                     manifest={"dataset_version": plan.version.id,
+                                               "manifest_root": plan.version.manifest_root})
+    ended = datetime.now(timezone.utc)
+
+    served = Adapter(id=f"adapter-{trained.served_sha256[:16]}", sha256=trained.served_sha256,
+                     uri=trained.served_path.resolve().as_uri())
+    runs, shard_adapters = [], []
+    for shard in trained.shards:
+        run_id = "run-" + hashlib.sha256(
+            f"{shard.shard_id}:{lora.config_sha256()}:{trained.base_model_sha256}".encode()).hexdigest()[:16]
+        runs.append((FineTuneRun(id=run_id, base_model=str(models.base_model_dir()),
+                                 base_model_sha256=trained.base_model_sha256, config_sha256=lora.config_sha256(),
+                                 seed=lora.seed, code_version=CODE_VERSION, started_at=started, ended_at=ended),
+                     shard))
+        shard_adapters.append(Adapter(id=f"adapter-{shard.sha256[:16]}", sha256=shard.sha256,
+                                      uri=shard.path.resolve().as_uri()))
+    with neo4j.graph.transaction() as tx:
+        writer = LineageWriter(neo4j.graph, tx=tx)
+        writer.nodes([run for run, _ in runs])
+        writer.nodes(shard_adapters + [served])
+        writer.edges("TRAINED_ON", [Edge(source=run.id, target=s.shard_id) for run, s in runs])
+        writer.edges("PRODUCED", [Edge(source=run.id, target=a.id) for (run, _), a in zip(runs, shard_adapters)])
+        writer.edges("MERGED_INTO", [Edge(source=a.id, target=served.id) for a in shard_adapters])
+    return dg.Output(
+        {"id": served.id, "sha256": served.sha256, "path": str(trained.served_path),
+         "dataset_version": plan.version.id},
+        metadata={"served_adapter": served.id, "sha256": served.sha256, "shards": len(trained.shards),
+                  "config_sha256": lora.config_sha256(), "base_model_sha256": trained.base_model_sha256,
+                  "train_seconds": round(sum(s.seconds for s in trained.shards), 2),
+                  **{f"final_loss_shard_{i}": round(s.final_loss, 4) for i, s in enumerate(trained.shards)}},
+    )
+
+
+class DeploymentConfig(dg.Config):
+    """Where the served adapter is deployed."""
+
+    deployment_id: str = "support-bot"
+    endpoint: str = "https://support-bot.example.com/v1"
+
+
+@dg.asset(group_name="training", kinds={"neo4j"})
+def deployment(context: dg.AssetExecutionContext, config: DeploymentConfig, fine_tune: dict,
+               neo4j: Neo4jResource) -> dg.MaterializeResult:
+    """The served adapter DEPLOYED_TO an endpoint; the adapter it replaces there is superseded."""
+    graph = neo4j.graph
+    with graph.transaction() as tx:
+        previous = [r["id"] for r in tx.run(
+            "MATCH (a:Adapter)-[:DEPLOYED_TO]->(:Deployment {id: $d}) WHERE a.id <> $a RETURN a.id AS id",
+            d=config.deployment_id, a=fine_tune["id"])]
+        writer = LineageWriter(graph, tx=tx)
+        writer.nodes([Deployment(id=config.deployment_id, endpoint=config.endpoint)])
+        writer.edges("DEPLOYED_TO", [Edge(source=fine_tune["id"], target=config.deployment_id)])
+        if previous:
+            tx.run("MATCH (a:Adapter)-[r:DEPLOYED_TO]->(:Deployment {id: $d}) WHERE a.id IN $ids "
+                   "SET a.state = 'superseded' DELETE r", d=config.deployment_id, ids=previous)
+    return dg.MaterializeResult(metadata={"deployment": config.deployment_id, "adapter": fine_tune["id"],
+                                          "superseded": ", ".join(previous) or "-"})

@@ -1,0 +1,55 @@
+"""Runs Lethe's Dagster pipeline in a real Dagster instance (under DAGSTER_HOME) through its CLI."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from erasure.errors import ErasureError
+from erasure.settings import Settings
+
+CODE_LOCATION = "assets.definitions"
+RECORD_BATCHES = "record_batches"  # the dynamic partitions of raw_records / pii_scan
+INGEST_ASSETS = "raw_records,pii_scan"
+TRAIN_ASSETS = "shards,dataset_version,fine_tune,deployment"
+
+
+class PipelineError(ErasureError):
+    """A Dagster run failed; the message points at its output."""
+
+
+def _instance(settings: Settings):
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+
+
+def register_batches(settings: Settings, names: list[str]) -> None:
+    """Add batch files as partitions (what the record_batch_sensor does under the daemon)."""
+    with _instance(settings) as instance:
+        known = set(instance.get_dynamic_partitions(RECORD_BATCHES))
+        new = [n for n in names if n not in known]
+        if new:
+            instance.add_dynamic_partitions(RECORD_BATCHES, new)
+
+
+def materialize(settings: Settings, selection: str, partition: str | None = None, log: Path | None = None) -> None:
+    """`dagster asset materialize` for a selection (and partition); raises PipelineError on failure."""
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+    cmd = [dagster, "asset", "materialize", "-m", CODE_LOCATION, "--select", selection]
+    if partition:
+        cmd += ["--partition", partition]
+    log = log or settings.state_dir / "logs" / "dagster.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as out:
+        proc = subprocess.run(cmd, env=settings.child_environment(), stdout=out, stderr=subprocess.STDOUT,
+                              cwd=Path(__file__).resolve().parents[1])
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        raise PipelineError(f"materializing {selection}{f' [{partition}]' if partition else ''} failed "
+                            f"(exit {proc.returncode}); the run's output is in {log}:\n{tail}")

@@ -1,0 +1,140 @@
+"""The Dagster pipeline end to end on a small demo corpus: real Dagster instance, Neo4j, peft, Presidio."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from erasure.demo_corpus import generate_corpus, write_jsonl
+from erasure.settings import Settings
+from lineage.content_store import ContentStore
+from lineage.store.writers import LineageWriter
+
+PEPPER = "cd" * 32
+# A small corpus gives each of the 4 shards few steps per epoch: train longer than the demo does.
+TRAIN_CONFIG = {"ops": {"fine_tune": {"config": {"epochs": 20}}}}
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return generate_corpus(customers=60, seed=11)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, neo4j_server, session_graph, tiny_base_model, corpus):
+    """Materialize every asset once: two batch partitions, then shards → … → deployment."""
+    from assets.definitions import build_definitions
+
+    session_graph.clear_all()
+    state = tmp_path_factory.mktemp("pipeline-state")
+    batches = state / "batches"
+    half = len(corpus.records) // 2
+    write_jsonl(corpus.records[:half], batches / "batch-1.jsonl")
+    write_jsonl(corpus.records[half:], batches / "batch-2.jsonl")
+    env = {"LETHE_STATE_DIR": str(state), "NEO4J_URI": neo4j_server.resolved_neo4j_uri(),
+           "NEO4J_PASSWORD": neo4j_server.resolved_neo4j_password(), "LETHE_PEPPER": PEPPER,
+           "LETHE_BASE_MODEL": str(tiny_base_model)}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        settings = Settings()
+        defs = build_definitions(settings)
+        (state / "dagster").mkdir()
+        with dg.instance_for_test(temp_dir=str(state / "dagster")) as instance:
+            instance.add_dynamic_partitions("record_batches", ["batch-1.jsonl", "batch-2.jsonl"])
+            ingest = defs.resolve_job_def("ingest_batch")
+            for key in ("batch-1.jsonl", "batch-2.jsonl"):
+                assert ingest.execute_in_process(partition_key=key, instance=instance).success
+            train = defs.resolve_job_def("train_adapters").execute_in_process(instance=instance, run_config=TRAIN_CONFIG)
+            assert train.success
+            yield {"settings": settings, "defs": defs, "instance": instance, "train": train, "state": state,
+                   "graph": session_graph, "env": env}
+
+
+def output(result, step: str):
+    return result.output_for_node(step)
+
+
+def test_every_trained_record_has_a_full_path_and_holdout_records_none(pipeline, corpus):
+    graph, plan = pipeline["graph"], output(pipeline["train"], "dataset_version")
+    trained = {rid for s in plan.shards for rid, _ in s.records}
+    held = {rid for rid, _ in plan.holdout}
+    assert trained | held == {r["id"] for r in corpus.records} and not trained & held
+    rows = graph.read(
+        "MATCH (r:Record)-[:IN]->(s:Shard)-[:PART_OF]->(d:DatasetVersion {id: $id}) "
+        "MATCH (run:FineTuneRun)-[:TRAINED_ON]->(s) MATCH (run)-[:PRODUCED]->(a:Adapter)-[:MERGED_INTO]->(served:Adapter) "
+        "MATCH (served)-[:DEPLOYED_TO]->(dep:Deployment) RETURN collect(DISTINCT r.id) AS ids, "
+        "collect(DISTINCT served.id) AS served, collect(DISTINCT dep.id) AS deployments", id=plan.version.id)[0]
+    assert set(rows["ids"]) == trained and len(rows["served"]) == 1 and rows["deployments"] == ["support-bot"]
+    linked = graph.read("MATCH (r:Record)-[:HELD_OUT]->(:DatasetVersion {id: $id}) "
+                        "OPTIONAL MATCH (r)-[:IN]->(:Shard)<-[:TRAINED_ON]-(run) RETURN r.id AS id, count(run) AS runs",
+                        id=plan.version.id)
+    assert {row["id"] for row in linked} == held and all(row["runs"] == 0 for row in linked)
+
+
+def test_adapter_digest_in_the_graph_matches_the_file(pipeline):
+    from unlearning.base_model import model_dir_sha256
+
+    served = output(pipeline["train"], "fine_tune")
+    stored = pipeline["graph"].read("MATCH (a:Adapter {id: $id}) RETURN a.sha256 AS sha, a.uri AS uri", id=served["id"])[0]
+    assert stored["sha"] == model_dir_sha256(Path(served["path"])) == served["sha256"]
+    assert stored["uri"].endswith("/served")
+    checks = pipeline["train"].get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks)
+
+
+def test_pii_scan_links_mentioned_customers_with_keys_only(pipeline, corpus):
+    from lineage.keys import SubjectKeyer
+
+    keyer, graph = SubjectKeyer(bytes.fromhex(PEPPER)), pipeline["graph"]
+    for mention in corpus.truth["mentions"][:5]:
+        other = corpus.truth["customers"][mention["mentioned_customer"]]
+        key = keyer.key("email", other["email"])
+        found = graph.read("MATCH (:Record {id: $r})-[:MENTIONS]->(s:Subject {key: $k}) RETURN count(s) AS n",
+                           r=mention["record_id"], k=key)[0]["n"]
+        assert found == 1, mention
+    everything = json.dumps(graph.read("MATCH (n) RETURN properties(n) AS p"), default=str)
+    for customer in corpus.truth["customers"]:
+        assert customer["email"] not in everything and customer["name"] not in everything
+
+
+def test_the_adapter_memorized_the_repeated_canaries_but_not_the_holdout(pipeline, corpus):
+    from unlearning.adapters import sequence_nll
+
+    plan, served = output(pipeline["train"], "dataset_version"), output(pipeline["train"], "fine_tune")
+    content = ContentStore(pipeline["settings"].content_store_path)
+    base = pipeline["env"]["LETHE_BASE_MODEL"]
+    repeated = [c for c in corpus.truth["canaries"] if c["repeated"]]
+    canary_ids = [c["record_ids"][0] for c in repeated]
+    canary_texts = list(content.get_many(canary_ids).values())
+    held_texts = list(content.get_many([rid for rid, _ in plan.holdout]).values())
+    assert canary_texts and held_texts
+    canary_base, canary_adapted = sequence_nll(base, None, canary_texts), sequence_nll(base, Path(served["path"]), canary_texts)
+    held_base, held_adapted = sequence_nll(base, None, held_texts), sequence_nll(base, Path(served["path"]), held_texts)
+    # Criterion fixed before measuring: every repeated canary's NLL at most half the base model's,
+    # while the holdout's mean NLL drops by less than a quarter of the canaries' mean drop.
+    ratios = [round(a / b, 3) for a, b in zip(canary_adapted, canary_base)]
+    assert all(r <= 0.5 for r in ratios), ratios
+    canary_gap = sum(b - a for a, b in zip(canary_adapted, canary_base)) / len(canary_base)
+    held_gap = sum(b - a for a, b in zip(held_adapted, held_base)) / len(held_base)
+    assert held_gap < 0.25 * canary_gap, (held_gap, canary_gap)
+
+
+def test_an_erased_record_back_from_a_stale_snapshot_blocks_fine_tune(pipeline):
+    graph, defs, instance = pipeline["graph"], pipeline["defs"], pipeline["instance"]
+    plan = output(pipeline["train"], "dataset_version")
+    victim = plan.shards[0].records[0][0]
+    from datetime import datetime, timezone
+    LineageWriter(graph).tombstone([victim], datetime.now(timezone.utc))
+    adapters_before = graph.read("MATCH (a:Adapter) RETURN count(a) AS n")[0]["n"]
+    # The stored raw_records outputs predate the erasure: a stale snapshot that still lists the record.
+    result = defs.resolve_job_def("train_adapters").execute_in_process(
+        instance=instance, run_config=TRAIN_CONFIG, raise_on_error=False)
+    failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
+    assert [c.check_name for c in failed] == ["no_erased_records"]
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "fine_tune" not in materialized and "deployment" not in materialized
+    assert graph.read("MATCH (a:Adapter) RETURN count(a) AS n")[0]["n"] == adapters_before

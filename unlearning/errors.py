@@ -1,0 +1,17 @@
+"""Errors of the torch side: base models, training data and adapters."""
+
+
+class UnlearningError(Exception):
+    """Base of the errors raised by `unlearning`."""
+
+
+class BaseModelError(UnlearningError):
+    """The base model directory is missing, unreadable or not a causal LM; the message says what to fix."""
+
+
+class TrainingDataError(UnlearningError):
+    """The texts given for training are unusable (none at all, or empty)."""
+
+
+class AdapterError(UnlearningError):
+    """A LoRA adapter is missing, incompatible with another, or did not change during training."""

@@ -1,0 +1,137 @@
+"""Where and how torch code runs: device, dtype, seeds, token batches, the training loop, atomic writes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.utils.deterministic
+
+__all__ = ["TokenBatch", "atomic_directory", "autocast", "compute_dtype", "encode_texts", "fit_causal_lm",
+           "seed_everything", "select_device", "token_batches"]
+
+
+def select_device() -> torch.device:
+    """CUDA when available, else the CPU."""
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def compute_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on a CUDA device that supports it, else float32."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """Mixed precision where `compute_dtype` says so; a no-op context in float32 (the CPU path)."""
+    dtype = compute_dtype(device)
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch, and ask torch for deterministic kernels where they exist."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    # warn_only: an op without a deterministic kernel warns instead of failing the run.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    # That mode also NaN-fills every new tensor, which made CPU LoRA steps ~15x slower; results don't need it.
+    torch.utils.deterministic.fill_uninitialized_memory = False
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    """Right-padded token ids with their attention mask and labels (-100 on padding)."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+    def to(self, device: torch.device) -> TokenBatch:
+        """The same batch on `device`."""
+        return TokenBatch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device))
+
+
+def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    """Token ids of each text: BOS, the text, EOS, cut to `max_length` (the way every model here sees text)."""
+    # verbose=False: the "longer than model_max_length" warning is moot, sequences are cut just below.
+    encoded = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+    # Some tokenizers (Qwen's) have no BOS; their first token is then context only.
+    bos = [] if tokenizer.bos_token_id is None else [tokenizer.bos_token_id]
+    return [(bos + ids + [tokenizer.eos_token_id])[:max_length] for ids in encoded]
+
+
+def token_batches(sequences: Sequence[list[int]], batch_size: int, pad_id: int,
+                  order: Sequence[int] | None = None) -> Iterator[TokenBatch]:
+    """Padded batches of `sequences`, taken in `order` (default: as given)."""
+    order = list(range(len(sequences)) if order is None else order)
+    for start in range(0, len(order), batch_size):
+        chunk = [sequences[i] for i in order[start:start + batch_size]]
+        width = max(len(seq) for seq in chunk)
+        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, seq in enumerate(chunk):
+            ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, :len(seq)] = 1
+        yield TokenBatch(ids, mask, ids.masked_fill(mask == 0, -100))
+
+
+def fit_causal_lm(model: torch.nn.Module, sequences: Sequence[list[int]], *, pad_id: int, epochs: int,
+                  batch_size: int, learning_rate: float, seed: int, device: torch.device,
+                  max_steps: int | None = None, on_step: Callable[[int, float], None] | None = None) -> list[float]:
+    """Plain deterministic next-token training (AdamW, seeded shuffles); returns the loss of every step."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
+    shuffle = torch.Generator().manual_seed(seed)  # its own generator: the order does not depend on model init
+    model.train()
+    losses: list[float] = []
+    for _ in range(epochs):
+        order = torch.randperm(len(sequences), generator=shuffle).tolist()
+        for batch in token_batches(sequences, batch_size, pad_id, order):
+            batch = batch.to(device)
+            with autocast(device):
+                out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels)
+            out.loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(float(out.loss.detach()))
+            if on_step is not None:
+                on_step(len(losses), losses[-1])
+            if max_steps is not None and len(losses) >= max_steps:
+                model.eval()
+                return losses
+    model.eval()
+    return losses
+
+
+@contextlib.contextmanager
+def atomic_directory(out_dir: Path) -> Iterator[Path]:
+    """Yield a fresh temp directory beside `out_dir` that replaces it only if the block succeeds."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Beside the target, so the final rename stays on one filesystem; a crash leaves only a dot-dir.
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    try:
+        yield staging
+        if out_dir.exists():
+            # Two renames: the old directory is never half-overwritten, only swapped out whole.
+            old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".old"))
+            os.replace(out_dir, old / "dir")
+            os.replace(staging, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(staging, out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
