@@ -21,10 +21,12 @@ class DatasetConfig(dg.Config):
 
 
 @dg.asset(group_name="lineage", deps=[pii_scan], ins={"raw_records": dg.AssetIn()}, kinds={"neo4j"})
-def shards(context: dg.AssetExecutionContext, config: DatasetConfig, raw_records: dict[str, list],
+def shards(context: dg.AssetExecutionContext, config: DatasetConfig, raw_records,
            neo4j: Neo4jResource) -> dg.Output[DatasetPlan]:
     """Every batch's records assigned to K content-addressed shards, with a seeded holdout."""
-    records = sorted({tuple(r) for batch in raw_records.values() for r in batch})
+    # Dagster hands over {partition: records}, or the bare records when one partition exists.
+    batches = raw_records.values() if isinstance(raw_records, dict) else [raw_records]
+    records = sorted({tuple(r) for batch in batches for r in batch})
     try:
         plan = plan_dataset_version(config.name, records, datetime.now(timezone.utc), config.shard_count,
                                     config.holdout_fraction, config.seed)

@@ -40,6 +40,7 @@ def fine_tune(context: dg.AssetExecutionContext, config: FineTuneConfig, dataset
               neo4j: Neo4jResource, models: ModelStoreResource,
               source: SourceStoreResource) -> dg.Output[dict]:
     """LoRA per shard (peft) on LETHE_BASE_MODEL, merged exactly into the served adapter."""
+    from unlearning.errors import UnlearningError
     from unlearning.sharded import train_sharded_adapters
     from unlearning.training import LoraTrainingConfig
 
@@ -58,9 +59,12 @@ def fine_tune(context: dg.AssetExecutionContext, config: FineTuneConfig, dataset
         raise dg.Failure(f"bad fine_tune config: {exc}") from exc
     started = datetime.now(timezone.utc)
     run_dir = models.adapters_dir() / f"{plan.version.id.replace(':', '-')}-{lora.config_sha256()[:12]}"
-    trained = train_sharded_adapters(models.base_model_dir(), shard_texts, lora, run_dir,
-                                     manifest={"dataset_version": plan.version.id,
-                                               "manifest_root": plan.version.manifest_root})
+    try:
+        trained = train_sharded_adapters(models.base_model_dir(), shard_texts, lora, run_dir,
+                                         manifest={"dataset_version": plan.version.id,
+                                                   "manifest_root": plan.version.manifest_root})
+    except UnlearningError as exc:
+        raise dg.Failure(f"fine_tune failed: {exc}") from exc
     ended = datetime.now(timezone.utc)
 
     served = Adapter(id=f"adapter-{trained.served_sha256[:16]}", sha256=trained.served_sha256,

@@ -17,7 +17,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 from unlearning.errors import BaseModelError, TrainingDataError, UnlearningError
 from unlearning.runtime import atomic_directory, encode_texts, fit_causal_lm, seed_everything, select_device
 
-__all__ = ["BUILD_MARKER", "build_tiny_base_model", "load_base_model", "model_dir_sha256"]
+__all__ = ["BUILD_MARKER", "build_tiny_base_model", "check_model_dir", "load_base_model", "model_dir_sha256"]
 
 BUILD_MARKER = "lethe_build.json"  # written last; a directory without it (or with a stale one) is rebuilt
 BUILD_FORMAT = 1  # bump when the build recipe changes, so cached models are rebuilt
@@ -119,9 +119,8 @@ def build_tiny_base_model(out_dir: Path, corpus: list[str], *, seed: int = 0, vo
     return out_dir
 
 
-def load_base_model(path: Path, device: torch.device | None = None,
-                    dtype: torch.dtype | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-    """Load a HF causal LM and its tokenizer for evaluation; BaseModelError says what is wrong and how to fix it."""
+def check_model_dir(path: Path) -> None:
+    """Cheap checks that `path` holds a HF causal LM config; BaseModelError says what is wrong."""
     path = Path(path)
     if not path.is_dir():
         raise BaseModelError(f"base model directory {path} does not exist; {HOW_TO_FIX}")
@@ -133,6 +132,13 @@ def load_base_model(path: Path, device: torch.device | None = None,
         raise BaseModelError(f"{path}/config.json is unreadable ({exc}); {HOW_TO_FIX}") from exc
     if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
         raise BaseModelError(f"{path} holds a '{config.model_type}' model, not a causal LM; {HOW_TO_FIX}")
+
+
+def load_base_model(path: Path, device: torch.device | None = None,
+                    dtype: torch.dtype | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """Load a HF causal LM and its tokenizer for evaluation; BaseModelError says what is wrong and how to fix it."""
+    path = Path(path)
+    check_model_dir(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError, KeyError) as exc:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unlearning.adapters import merge_shard_adapters
-from unlearning.base_model import model_dir_sha256
+from unlearning.base_model import check_model_dir, model_dir_sha256
 from unlearning.runtime import atomic_directory
 from unlearning.training import LoraTrainingConfig, train_lora_adapter
 
@@ -81,6 +81,7 @@ def train_sharded_adapters(base_model_dir: Path, shard_texts: dict[str, list[str
                            config: LoraTrainingConfig, out_dir: Path, manifest: dict) -> ShardedTraining:
     """Train (or reuse) each shard's adapter under out_dir/shards, merge them into out_dir/served."""
     out_dir = Path(out_dir)
+    check_model_dir(base_model_dir)
     base_sha = model_dir_sha256(base_model_dir)
     shards = tuple(
         train_shard(base_model_dir, shard_id, texts, config, out_dir / "shards" / shard_id[:16], base_sha)
