@@ -279,7 +279,8 @@ def test_an_installed_model_adds_its_person_entities(keyer, monkeypatch, caplog)
         pii_engine._engine_for.cache_clear()
     assert scanner.spacy_pipeline == "en_core_web_sm"
     assert keys(result, "name") == {keyer.key("name", "Grace Hopper"), keyer.key("name", "Ada Lovelace")}
-    assert "ORGANIZATION" not in result.entity_counts and caplog.records == []
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "ORGANIZATION" not in result.entity_counts and warnings == []
 
 
 @pytest.mark.parametrize("known, error", [
