@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,16 @@ def neo4j_settings() -> Settings:
     """Settings of the test server: NEO4J_URI if given, else a local one on its own port and folder."""
     if os.environ.get("NEO4J_URI"):
         return Settings()
-    port = int(os.environ.get("LETHE_TEST_NEO4J_PORT", "17687"))
+    port = int(os.environ.get("LETHE_TEST_NEO4J_PORT") or _free_port())
     return Settings(state_dir=ROOT / ".lethe-test", local_bolt_port=port, local_heap="1g",
                     local_page_cache="256m")
+
+
+def _free_port() -> int:
+    """A port nobody listens on, so the test server never collides with a developer's."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +41,8 @@ def neo4j_server(neo4j_settings: Settings):
         yield neo4j_settings
         return
     server = LocalNeo4j(neo4j_settings)
+    if not server.status().running:
+        server.stop()  # a server left by a killed session, on another port: replace it
     started = not server.status().running
     server.start()
     yield neo4j_settings

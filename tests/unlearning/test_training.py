@@ -175,21 +175,23 @@ def test_training_that_leaves_b_at_zero_is_refused(base_dir, fine_tune_texts, tm
 
 # --- merging and scoring --------------------------------------------------------------------------------
 
-def test_merged_adapter_is_base_plus_sum_of_shard_deltas(base_dir, fine_tune_texts, tmp_path):
+@pytest.mark.parametrize("weights", [None, [1.0, 1.0], [0.25, 2.0]])
+def test_merged_adapter_is_base_plus_weighted_sum_of_shard_deltas(base_dir, fine_tune_texts, tmp_path, weights):
     # Different r and alpha per shard: the merge must keep each shard's own scaling alpha / r (here 16/3, 1).
     configs = [QUICK.model_copy(update={"r": 3, "alpha": 16.0}), QUICK.model_copy(update={"r": 8, "alpha": 8.0})]
     shards = [train_lora_adapter(base_dir, fine_tune_texts[i::2][:24], config, tmp_path / f"shard{i}").path
               for i, config in enumerate(configs)]
-    merged = merge_shard_adapters(base_dir, shards, tmp_path / "merged")
+    merged = merge_shard_adapters(base_dir, shards, tmp_path / "merged", weights=weights)
     assert merged.rank == 11 and merged.sha256 == model_dir_sha256(merged.path)
+    weights = weights or [0.5, 0.5]  # the default: the mean of the shard deltas
 
     # In float64 the only error left is float32 storage of the adapters, so "exact" can be checked tightly.
     cpu, f64 = torch.device("cpu"), torch.float64
     reference, tokenizer = load_base_model(base_dir, device=cpu, dtype=f64)
     with torch.no_grad():
-        for shard in shards:  # the manual computation: W + sum of (alpha_i / r_i) B_i A_i
+        for weight, shard in zip(weights, shards):  # by hand: W + sum of w_i (alpha_i / r_i) B_i A_i
             for module, delta in adapter_deltas(shard, dtype=f64).items():
-                reference.get_submodule(module.removeprefix("base_model.model.")).weight += delta
+                reference.get_submodule(module.removeprefix("base_model.model.")).weight += weight * delta
     served, _ = load_adapter_model(base_dir, merged.path, device=cpu, dtype=f64)
     plain, _ = load_base_model(base_dir, device=cpu, dtype=f64)
     batch = next(token_batches(encode_texts(tokenizer, fine_tune_texts[:6], 128), 6, tokenizer.pad_token_id))
