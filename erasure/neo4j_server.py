@@ -126,7 +126,9 @@ class LocalNeo4j:
         password_file = self.home / "password"
         local_server_password(self.home)
         cmd = [
-            java, f"-Xmx{self.settings.local_heap}", "-XX:+UseG1GC", "-cp", self._classpath(), LAUNCHER_CLASS,
+            # -Xms = -Xmx: a heap that never resizes spends less on GC during bulk writes.
+            java, f"-Xms{self.settings.local_heap}", f"-Xmx{self.settings.local_heap}", "-XX:+UseG1GC",
+            "-cp", self._classpath(), LAUNCHER_CLASS,
             "--home", str(self.home), "--bolt-port", str(self.port), "--password-file", str(password_file),
             "--page-cache", self.settings.local_page_cache,
         ]

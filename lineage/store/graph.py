@@ -118,12 +118,24 @@ class GraphStore:
             )
         return [r.data() for r in records]
 
+    def read_values(self, query: LiteralString, /, **params: Any) -> list[dict]:
+        """Like `read`, for queries that return only plain values (no nodes, relationships, paths).
+
+        Skips the driver's recursive `Record.data()` conversion, which costs about as much as the query
+        itself on answers of a few thousand values (blast radius).
+        """
+        with _translated(self.uri, self.user):
+            records, _, _ = self._driver.execute_query(
+                query, params, database_=self.database, routing_=RoutingControl.READ
+            )
+        return [dict(r.items()) for r in records]
+
     def write_batches(
         self,
         query: LiteralString,
-        rows: Sequence[dict],
+        rows: Sequence[dict | list],
         batch_size: int = DEFAULT_BATCH_SIZE,
-        check: Callable[[list[dict], list[dict]], None] | None = None,
+        check: Callable[[list, list[dict]], None] | None = None,
         on_batch: Callable[[int], None] | None = None,
         tx: neo4j.Transaction | None = None,
     ) -> WriteSummary:

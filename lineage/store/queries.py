@@ -80,7 +80,7 @@ CALL (adapters) {
 }
 RETURN subject_keys_found, records, records_erased, records_held_out, held_out_in, datasets,
        [sh IN shards | sh.id] AS shards, [r IN runs | r.id] AS runs,
-       [a IN adapters | a {.id, .state}] AS adapters, deployments, depth_limit_hit,
+       [a IN adapters | [a.id, a.state]] AS adapters, deployments, depth_limit_hit,
        record_shard, shard_dataset, run_shard, run_adapter, adapter_merged, adapter_deployment
 """
 
@@ -92,11 +92,13 @@ def _downstream(depth: int) -> str:
 
 
 def _result(store: GraphStore, start: str, query: str, depth: int, **params) -> BlastRadius:
-    rows = store.read(query, **params)
+    rows = store.read_values(query, **params)  # the query returns ids, counts and maps only
     if not rows:
         return BlastRadius(start=start, depth_limit=depth)
     row = rows[0]
     row["depth_limit_hit"] = bool(row["depth_limit_hit"])
+    # Adapters come as [id, state] pairs (fewer values to decode than maps on large answers).
+    row["adapters"] = [{"id": a_id, "state": state} for a_id, state in row["adapters"]]
     return BlastRadius(start=start, depth_limit=depth, **row)
 
 

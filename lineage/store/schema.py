@@ -6,7 +6,11 @@ from lineage.models import NODE_KINDS
 
 
 def schema_statements() -> list[str]:
-    """Idempotent DDL (`IF NOT EXISTS`) for every node kind and the lookups the queries need."""
+    """Idempotent DDL (`IF NOT EXISTS`) for every node kind and the lookups the queries need.
+
+    Every index costs a write per record at ingest, so only seeks that queries make are indexed:
+    records are found by id or content hash, never by state alone.
+    """
     statements = [
         f"CREATE CONSTRAINT {kind.label.lower()}_key IF NOT EXISTS "
         f"FOR (n:{kind.label}) REQUIRE n.{kind.key_property} IS UNIQUE"
@@ -14,7 +18,6 @@ def schema_statements() -> list[str]:
     ]
     statements += [
         "CREATE INDEX record_content_sha256 IF NOT EXISTS FOR (n:Record) ON (n.content_sha256)",
-        "CREATE INDEX record_state IF NOT EXISTS FOR (n:Record) ON (n.state)",
         "CREATE INDEX erasure_request_status IF NOT EXISTS FOR (n:ErasureRequest) ON (n.status)",
         "CREATE INDEX adapter_state IF NOT EXISTS FOR (n:Adapter) ON (n.state)",
     ]

@@ -12,14 +12,17 @@ from lineage.store.graph import DEFAULT_BATCH_SIZE, GraphStore, WriteSummary
 # Labels, keys and relationship types below come only from the fixed vocabulary in
 # lineage.models (never from input), so splicing them into Cypher is safe; values are parameters.
 
+# Rows travel as lists, not maps: the driver packs half as many values (no repeated key strings),
+# which matters at millions of rows. Row: [id, content_sha256, source, created_at, content_ref,
+# [[subject key, kind], ...]].
 _RECORDS_WITH_OWNERS = """
 UNWIND $rows AS row
-MERGE (r:Record {id: row.id})
-  ON CREATE SET r.content_sha256 = row.content_sha256, r.source = row.source,
-                r.created_at = row.created_at, r.content_ref = row.content_ref, r.state = 'active'
+MERGE (r:Record {id: row[0]})
+  ON CREATE SET r.content_sha256 = row[1], r.source = row[2],
+                r.created_at = row[3], r.content_ref = row[4], r.state = 'active'
 WITH r, row
-UNWIND row.owners AS owner
-MERGE (s:Subject {key: owner.key}) ON CREATE SET s.kind = owner.kind
+UNWIND row[5] AS owner
+MERGE (s:Subject {key: owner[0]}) ON CREATE SET s.kind = owner[1]
 MERGE (s)-[:OWNS]->(r)
 """
 
@@ -32,12 +35,13 @@ def _node_query(kind: type[Node]) -> str:
 
 
 def _edge_query(type_: str) -> str:
+    # Row: [source key, target key, props] (a list, like the record rows above).
     kind = EDGE_KINDS[type_]
     skey, tkey = NODE_KINDS[kind.source].key_property, NODE_KINDS[kind.target].key_property
     return (
         f"UNWIND $rows AS row "
-        f"MATCH (a:{kind.source} {{{skey}: row.source}}) MATCH (b:{kind.target} {{{tkey}: row.target}}) "
-        f"MERGE (a)-[e:{type_}]->(b) SET e += row.props RETURN count(*) AS matched"
+        f"MATCH (a:{kind.source} {{{skey}: row[0]}}) MATCH (b:{kind.target} {{{tkey}: row[1]}}) "
+        f"MERGE (a)-[e:{type_}]->(b) SET e += row[2] RETURN count(*) AS matched"
     )
 
 
@@ -64,14 +68,14 @@ class LineageWriter:
         """Merge edges of one type; a batch naming a missing node rolls back with NotFoundError."""
         if type_ not in EDGE_KINDS:
             raise ValueError(f"unknown edge type {type_!r}; known: {', '.join(sorted(EDGE_KINDS))}")
-        rows = [e.model_dump() for e in edges]
+        rows = [[e.source, e.target, e.props] for e in edges]
 
-        def all_matched(batch: list[dict], out: list[dict]) -> None:
+        def all_matched(batch: list[list], out: list[dict]) -> None:
             matched = out[0]["matched"] if out else 0
             if matched != len(batch):
                 raise NotFoundError(
                     f"{len(batch) - matched} of {len(batch)} {type_} edge(s) name a node that is not in "
-                    f"the graph (e.g. one of {[ (r['source'], r['target']) for r in batch[:3]]}); "
+                    f"the graph (e.g. one of {[(r[0], r[1]) for r in batch[:3]]}); "
                     "write the nodes first. This batch was rolled back."
                 )
 
@@ -84,7 +88,9 @@ class LineageWriter:
 
         Each row: id, content_sha256, source, created_at, content_ref, owners: [{key, kind}].
         """
-        return self.store.write_batches(_RECORDS_WITH_OWNERS, rows, self.batch_size, on_batch=on_batch,
+        packed = [[r["id"], r["content_sha256"], r["source"], r.get("created_at"), r.get("content_ref"),
+                   [[o["key"], o["kind"]] for o in r["owners"]]] for r in rows]
+        return self.store.write_batches(_RECORDS_WITH_OWNERS, packed, self.batch_size, on_batch=on_batch,
                                         tx=self.tx)
 
     def known_records(self, ids: Sequence[str]) -> dict[str, dict]:
