@@ -30,8 +30,9 @@ test-all: setup
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
-	$(VENV)/bin/python -m bench.lineage_ingest --records 1000000
-	$(VENV)/bin/python -m bench.blast_radius --records 1000000
+	LETHE_BENCH_KEEP_NEO4J=1 $(VENV)/bin/python -m bench.lineage_ingest --records 1000000
+	$(VENV)/bin/python -m bench.blast_radius --records 1000000 --reuse
+	$(VENV)/bin/python -m bench.pii_scan
 
 neo4j-start: setup
 	$(VENV)/bin/lethe neo4j start
