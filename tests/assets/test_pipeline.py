@@ -123,6 +123,30 @@ def test_the_adapter_memorized_the_repeated_canaries_but_not_the_holdout(pipelin
     assert held_gap < 0.25 * canary_gap, (held_gap, canary_gap)
 
 
+def test_records_under_an_open_erasure_request_block_fine_tune(pipeline, corpus):
+    from datetime import datetime, timezone
+
+    from lineage.keys import SubjectKeyer
+    from lineage.models import Edge, ErasureRequest, RequestStatus
+
+    graph, defs, instance = pipeline["graph"], pipeline["defs"], pipeline["instance"]
+    now = datetime.now(timezone.utc)
+    request = ErasureRequest(id="req-open", regime="gdpr", received_at=now, due_at=now)
+    key = SubjectKeyer(bytes.fromhex(PEPPER)).key("email", corpus.truth["customers"][3]["email"])
+    writer = LineageWriter(graph)
+    writer.nodes([request])
+    writer.edges("TARGETS", [Edge(source=request.id, target=key)])
+    try:
+        result = defs.resolve_job_def("train_adapters").execute_in_process(
+            instance=instance, run_config=TRAIN_CONFIG, raise_on_error=False)
+    finally:
+        writer.nodes([request.model_copy(update={"status": RequestStatus.CLOSED})])
+    failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
+    assert [c.check_name for c in failed] == ["no_open_erasure_requests"]
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "fine_tune" not in materialized
+
+
 def test_an_erased_record_back_from_a_stale_snapshot_blocks_fine_tune(pipeline):
     graph, defs, instance = pipeline["graph"], pipeline["defs"], pipeline["instance"]
     plan = output(pipeline["train"], "dataset_version")
