@@ -26,15 +26,14 @@ class PolicyResource(dg.ConfigurableResource):
 @dg.asset_check(asset=dataset_version, blocking=True)
 def no_erased_records(dataset_version: DatasetPlan, neo4j: Neo4jResource) -> dg.AssetCheckResult:
     """Fails when the version holds a tombstoned record or an erased record's content (stale snapshot)."""
-    result = queries.preflight(neo4j.graph, dataset_version.version.id)
-    bad = result.tombstoned_records + result.erased_content_matches
+    counts = queries.erased_in_dataset(neo4j.graph, dataset_version.version.id)
+    bad = counts["tombstoned_records"] + counts["erased_content_matches"]
     return dg.AssetCheckResult(
         passed=bad == 0, severity=dg.AssetCheckSeverity.ERROR,
         description=None if bad == 0 else
         f"{bad} erased record(s) are back in {dataset_version.version.id}; rebuild the dataset from "
         "current raw_records (a stale snapshot or backup brought them in). fine_tune will not run on it.",
-        metadata={"tombstoned_records": result.tombstoned_records,
-                  "erased_content_matches": result.erased_content_matches},
+        metadata=counts,
     )
 
 

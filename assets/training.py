@@ -30,9 +30,9 @@ class FineTuneConfig(dg.Config):
 
 def _refuse_erased(graph, plan: DatasetPlan) -> None:
     # Defence in depth: the blocking checks should already have stopped the run.
-    result = queries.preflight(graph, plan.version.id)
-    if result.tombstoned_records or result.erased_content_matches:
-        raise dg.Failure(f"refusing to fine-tune on {plan.version.id}: " + "; ".join(result.blocking_reasons))
+    counts = queries.erased_in_dataset(graph, plan.version.id)
+    if counts["tombstoned_records"] or counts["erased_content_matches"]:
+        raise dg.Failure(f"refusing to fine-tune on {plan.version.id}: erased data is in it ({counts})")
 
 
 @dg.asset(group_name="training", kinds={"pytorch", "neo4j"})

@@ -79,22 +79,10 @@ def plan_dataset_version(
     return DatasetPlan(version, shards, holdout)
 
 
-def _sum(summaries: list[WriteSummary]) -> WriteSummary:
-    total = WriteSummary()
-    for step in summaries:
-        total.nodes_created += step.nodes_created
-        total.relationships_created += step.relationships_created
-        total.properties_set += step.properties_set
-        total.rows += step.rows
-    return total
-
-
 def write_shards(writer: LineageWriter, plan: DatasetPlan) -> WriteSummary:
     """Write the shard nodes and their records' IN edges; idempotent (shards are content-addressed)."""
-    return _sum([
-        writer.nodes([Shard(id=s.id, record_count=len(s.records)) for s in plan.shards]),
-        writer.edges("IN", [Edge(source=rid, target=s.id) for s in plan.shards for rid, _ in s.records]),
-    ])
+    return (writer.nodes([Shard(id=s.id, record_count=len(s.records)) for s in plan.shards])
+            + writer.edges("IN", [Edge(source=rid, target=s.id) for s in plan.shards for rid, _ in s.records]))
 
 
 def write_version(writer: LineageWriter, plan: DatasetPlan, parent_id: str | None = None,
@@ -108,10 +96,10 @@ def write_version(writer: LineageWriter, plan: DatasetPlan, parent_id: str | Non
     if parent_id is not None and parent_id != plan.version.id:
         steps.append(writer.edges("DERIVED_FROM", [
             Edge(source=plan.version.id, target=parent_id, props={"reason": reason or "update"})]))
-    return _sum(steps)
+    return sum(steps, WriteSummary())
 
 
 def write_dataset_version(writer: LineageWriter, plan: DatasetPlan, parent_id: str | None = None,
                           reason: str | None = None) -> WriteSummary:
     """Write shards, then the version that binds them; idempotent."""
-    return _sum([write_shards(writer, plan), write_version(writer, plan, parent_id, reason)])
+    return write_shards(writer, plan) + write_version(writer, plan, parent_id, reason)

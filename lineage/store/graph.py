@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,11 @@ class WriteSummary:
         self.relationships_created += counters.relationships_created
         self.properties_set += counters.properties_set
         self.rows += rows
+
+    def __add__(self, other: "WriteSummary") -> "WriteSummary":
+        return WriteSummary(self.nodes_created + other.nodes_created,
+                            self.relationships_created + other.relationships_created,
+                            self.properties_set + other.properties_set, self.rows + other.rows)
 
     @property
     def changed(self) -> bool:
@@ -153,16 +159,12 @@ class GraphStore:
                 check(batch, out)
             return result.consume().counters
 
-        if tx is not None:
-            with _translated(self.uri, self.user):
-                for start in range(0, len(rows), batch_size):
-                    batch = list(rows[start:start + batch_size])
-                    summary.add(work(tx, batch), len(batch))
-            return summary
-        with _translated(self.uri, self.user), self._driver.session(database=self.database) as session:
+        with _translated(self.uri, self.user), contextlib.ExitStack() as stack:
+            if tx is None:
+                session = stack.enter_context(self._driver.session(database=self.database))
             for start in range(0, len(rows), batch_size):
                 batch = list(rows[start:start + batch_size])
-                counters = session.execute_write(work, batch)
+                counters = work(tx, batch) if tx is not None else session.execute_write(work, batch)
                 summary.add(counters, len(batch))
                 if on_batch is not None:
                     on_batch(len(batch))

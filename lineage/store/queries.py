@@ -170,6 +170,33 @@ def preflight(store: GraphStore, dataset_id: str) -> Preflight:
     return Preflight(**rows[0])
 
 
+_ERASED_IN_DATASET = """
+MATCH (dv:DatasetVersion {id: $id})
+CALL (dv) {
+  MATCH (t:Record) WHERE t.state = 'erased'
+  OPTIONAL MATCH (r:Record {content_sha256: t.content_sha256}) WHERE r.state <> 'erased'
+  WITH dv, t, r
+  RETURN count(DISTINCT CASE WHEN EXISTS { (t)-[:IN]->(:Shard)-[:PART_OF]->(dv) }
+                                 OR EXISTS { (t)-[:HELD_OUT]->(dv) } THEN t END) AS tombstoned_records,
+         count(DISTINCT CASE WHEN r IS NOT NULL AND (EXISTS { (r)-[:IN]->(:Shard)-[:PART_OF]->(dv) }
+                                 OR EXISTS { (r)-[:HELD_OUT]->(dv) }) THEN r END) AS erased_content_matches
+}
+RETURN tombstoned_records, erased_content_matches
+"""
+
+
+def erased_in_dataset(store: GraphStore, dataset_id: str) -> dict[str, int]:
+    """Preflight's two erased-data counts, starting from the tombstones rather than every record.
+
+    Costs a pass over the (few) erased records instead of the version's millions; the training
+    guards call this, `preflight` gives the full picture.
+    """
+    rows = store.read(_ERASED_IN_DATASET, id=dataset_id)
+    if not rows:
+        raise NotFoundError(f"no dataset version {dataset_id!r}")
+    return rows[0]
+
+
 def dataset_versions(store: GraphStore) -> list[dict]:
     """All dataset versions, newest first."""
     return store.read(

@@ -175,6 +175,8 @@ def test_preflight_counts_requests_and_tombstones(graph, keyer, content):
     writer.tombstone(["t-0001"], datetime.now(timezone.utc))
     blocked = queries.preflight(graph, plan.version.id)
     assert blocked.records_under_open_requests == 8 and blocked.tombstoned_records == 1
+    assert queries.erased_in_dataset(graph, plan.version.id) == {
+        "tombstoned_records": blocked.tombstoned_records, "erased_content_matches": blocked.erased_content_matches}
     assert not blocked.ok and len(blocked.blocking_reasons) == 2
     writer.nodes([request.model_copy(update={"status": RequestStatus.CLOSED})])
     closed = queries.preflight(graph, plan.version.id)
