@@ -15,3 +15,7 @@ class TrainingDataError(UnlearningError):
 
 class AdapterError(UnlearningError):
     """A LoRA adapter is missing, incompatible with another, or did not change during training."""
+
+
+class ProbeInputError(UnlearningError):
+    """A probe was asked something it cannot answer (empty record, bad span, bad setting); the message says which."""

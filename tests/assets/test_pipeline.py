@@ -15,7 +15,8 @@ from lineage.store.writers import LineageWriter
 
 PEPPER = "cd" * 32
 # A small corpus gives each of the 4 shards few steps per epoch: train longer than the demo does.
-TRAIN_CONFIG = {"ops": {"fine_tune": {"config": {"epochs": 20}}}}
+# A quarter held out: the probes calibrate against the holdout, and ~60 records make its tails usable.
+TRAIN_CONFIG = {"ops": {"fine_tune": {"config": {"epochs": 20}}, "shards": {"config": {"holdout_fraction": 0.25}}}}
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,8 @@ def test_the_adapter_memorized_the_repeated_canaries_but_not_the_holdout(pipelin
     plan, served = output(pipeline["train"], "dataset_version"), output(pipeline["train"], "fine_tune")
     content = ContentStore(pipeline["settings"].content_store_path)
     base = pipeline["env"]["LETHE_BASE_MODEL"]
-    repeated = [c for c in corpus.truth["canaries"] if c["repeated"]]
+    held_ids = {rid for rid, _ in plan.holdout}
+    repeated = [c for c in corpus.truth["canaries"] if c["repeated"] and c["record_ids"][0] not in held_ids]
     canary_ids = [c["record_ids"][0] for c in repeated]
     canary_texts = list(content.get_many(canary_ids).values())
     held_texts = list(content.get_many([rid for rid, _ in plan.holdout]).values())
@@ -121,6 +123,40 @@ def test_the_adapter_memorized_the_repeated_canaries_but_not_the_holdout(pipelin
     canary_gap = sum(b - a for a, b in zip(canary_adapted, canary_base)) / len(canary_base)
     held_gap = sum(b - a for a, b in zip(held_adapted, held_base)) / len(held_base)
     assert held_gap < 0.25 * canary_gap, (held_gap, canary_gap)
+
+
+def test_probes_flag_the_repeated_canaries_and_about_alpha_of_the_holdout(pipeline, corpus):
+    from unlearning.probes import ProbeConfig, SecretSpan, open_probe_model, probe_adapter
+
+    plan, served = output(pipeline["train"], "dataset_version"), output(pipeline["train"], "fine_tune")
+    texts = {r["id"]: r["text"] for r in corpus.records}
+    holdout = {rid: texts[rid] for rid, _ in plan.holdout}
+    canaries = [c for c in corpus.truth["canaries"] if c["record_ids"][0] not in holdout]
+    repeated = [c["record_ids"][0] for c in canaries if c["repeated"]]
+    assert len(repeated) >= 2 and len(holdout) >= 40
+    scope = {c["record_ids"][0]: texts[c["record_ids"][0]] for c in canaries}
+    secrets = {}
+    for rid in repeated:
+        value = next(c["value"] for c in canaries if c["record_ids"][0] == rid)
+        start = texts[rid].rindex(value)
+        secrets[rid] = [SecretSpan(start, start + len(value), "canary")]
+    config = ProbeConfig(exposure_candidates=255, generate=False)
+    report = probe_adapter(open_probe_model(Path(pipeline["env"]["LETHE_BASE_MODEL"]), Path(served["path"])),
+                           scope, holdout, config, secrets=secrets)
+    assert set(repeated) <= set(report.flagged), report.flagged
+    # "About alpha": leave-one-out over n holdout records; more than alpha + 2 binomial SDs would be a miscalibration.
+    n = len(holdout)
+    assert report.holdout_false_flag_rate <= config.alpha + 2 * (config.alpha * (1 - config.alpha) / n) ** 0.5
+    by_id = {r.record_id: r for r in report.records}
+    for rid in repeated:
+        trained, control = sorted(by_id[rid].exposures, key=lambda e: e.control)
+        # 255 candidates: the true value ranks first (8 bits) or second (7 bits) when it was memorized.
+        assert trained.exposure >= 7.0, trained
+        # A look-alike never trained on sits at chance: P(exposure >= 6 bits) = 4/256 under chance.
+        assert control.exposure < 6.0, control
+    assert report.auc["ratio"].forget == len(scope) and report.auc["ratio"].holdout == n
+    dumped = report.model_dump_json()  # ids and figures only: no record text goes into a report
+    assert all(text[:40] not in dumped for text in scope.values())
 
 
 def test_records_under_an_open_erasure_request_block_fine_tune(pipeline, corpus):

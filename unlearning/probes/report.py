@@ -1,0 +1,118 @@
+"""The probe report of one adapter: settings, per-record scores and verdicts, holdout statistics, AUC.
+
+It names records by id only and holds no text: it goes into run folders, attestations and auditor
+reports, where personal data must not.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["AucReport", "ExposureReport", "GenerationReport", "ProbeConfig", "ProbeReport", "RecordProbe"]
+
+
+class ProbeConfig(BaseModel):
+    """How to probe: significance, score settings, batch sizes, exposure and generation budgets."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alpha: float = Field(0.01, gt=0.0, lt=1.0, description="family-wise false-flag rate per record")
+    k_fraction: float = Field(0.2, gt=0.0, le=1.0, description="Min-K%++: share of lowest tokens averaged")
+    batch_size: int = Field(32, ge=1, le=4096, description="sequences per forward pass")
+    vocab_chunk_elements: int = Field(1 << 24, ge=1024, description="logit elements held at once")
+    context: int | None = Field(None, ge=2, description="window length; default: the model's context")
+    exposure_candidates: int = Field(999, ge=1, le=1_000_000, description="random look-alikes per secret")
+    exposure_seed: int = Field(0, ge=0)
+    bootstrap_resamples: int = Field(1000, ge=100, le=100_000, description="for the AUC interval")
+    generate: bool = Field(True, description="run the generation probes")
+    samples_per_prompt: int = Field(4, ge=1, le=1024)
+    max_new_tokens: int = Field(48, ge=1, le=4096)
+    prefix_tokens: int = Field(16, ge=1, le=4096, description="record prefix length of the prefix prompts")
+    temperature: float = Field(1.0, gt=0.0, le=10.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    generation_seed: int = Field(0, ge=0)
+
+
+class PValueReport(BaseModel):
+    """A p-value, how it was estimated and on how many holdout records."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: float
+    estimate: str
+    holdout: int
+
+
+class ExposureReport(BaseModel):
+    """Exposure of one secret span of a record (or of its never-trained control value)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    control: bool
+    exposure: float
+    exposure_fit: float
+    rank: int
+    candidates: int
+    space_bits: float
+
+
+class RecordProbe(BaseModel):
+    """One scope record: its scores, their p-values, and whether it is flagged as memorized."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    record_id: str
+    scores: dict[str, float | int]
+    p_values: dict[str, PValueReport]
+    flagged: bool
+    flagged_by: list[str]
+    exposures: list[ExposureReport] = []
+    regurgitation_cosine: float | None = None  # max cosine of a generated sample to this record
+
+
+class AucReport(BaseModel):
+    """Forget-vs-holdout AUC of one score with its bootstrap interval."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: float
+    ci_low: float
+    ci_high: float
+    forget: int
+    holdout: int
+
+
+class GenerationReport(BaseModel):
+    """What the sampled generations gave away: counts only, never the generated text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompts: dict[str, int]
+    samples: int
+    leaks: dict[str, int]  # identifier kind -> samples that contained the subject's identifier
+    leaking_prompts: dict[str, int]  # prompt kind -> samples with a leak
+
+
+class ProbeReport(BaseModel):
+    """Everything one probe of one adapter found, calibrated against its dataset version's holdout."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    adapter: str
+    adapter_sha256: str
+    base_model_sha256: str
+    device: str
+    dtype: str
+    config: ProbeConfig
+    per_score_threshold: float
+    scores: list[str]
+    holdout_ids: int
+    holdout_stats: dict[str, dict[str, float | int]]
+    holdout_false_flag_rate: float  # leave-one-out: share of holdout records that would be flagged
+    records: list[RecordProbe]
+    flagged: list[str]
+    auc: dict[str, AucReport]
+    generation: GenerationReport | None
+    notes: list[str]
+    seconds: float

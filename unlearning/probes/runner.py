@@ -1,0 +1,175 @@
+"""Probe one adapter: scoring pass, calibration against the holdout, exposure, generation; one report."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from unlearning.adapters import load_adapter_model
+from unlearning.base_model import check_model_dir, model_dir_sha256
+from unlearning.errors import AdapterError, ProbeInputError
+from unlearning.probes.calibration import (SCORES, auc_with_ci, calibrated_p_value, holdout_summary,
+                                           record_p_values, score_values, threshold)
+from unlearning.probes.exposure import SecretSpan, candidate_values, exposure_of
+from unlearning.probes.generation import generate_samples, identity_prompts, prefix_prompts
+from unlearning.probes.report import (AucReport, ExposureReport, GenerationReport, ProbeConfig, ProbeReport,
+                                      PValueReport, RecordProbe)
+from unlearning.probes.scoring import RecordScores, score_texts
+from unlearning.runtime import compute_dtype, select_device
+
+__all__ = ["ProbeModel", "holdout_false_flag_rate", "open_probe_model", "probe_adapter"]
+
+ADAPTER_MANIFEST = "lethe_manifest.json"
+# Scans generated samples; returns, per sample, the identifier kinds of the subject found in it.
+SampleScanner = Callable[[list[str]], list[set[str]]]
+# Max cosine of any sample to each scope record (semantic regurgitation).
+Regurgitation = Callable[[list[str]], dict[str, float]]
+
+
+class ProbeModel:
+    """A base model with one adapter on it, loaded once for every probe of that adapter."""
+
+    def __init__(self, base_model_dir: Path, adapter_dir: Path):
+        self.base_model_dir, self.adapter_dir = Path(base_model_dir), Path(adapter_dir)
+        self.device = select_device()
+        self.dtype = compute_dtype(self.device)
+        check_model_dir(self.base_model_dir)
+        self.base_sha256 = model_dir_sha256(self.base_model_dir)
+        _check_same_base(self.adapter_dir, self.base_sha256)
+        self.adapter_sha256 = model_dir_sha256(self.adapter_dir)
+        try:
+            self.model, self.tokenizer = load_adapter_model(self.base_model_dir, self.adapter_dir,
+                                                            device=self.device, dtype=self.dtype)
+        except (RuntimeError, ValueError, KeyError) as exc:  # shape mismatches, missing target modules
+            raise AdapterError(f"the adapter at {self.adapter_dir} does not fit the base model at "
+                               f"{self.base_model_dir}: {str(exc).splitlines()[0][:300]}; probe it with the "
+                               f"base model it was trained on") from exc
+
+
+def _check_same_base(adapter_dir: Path, base_sha256: str) -> None:
+    manifest = adapter_dir / ADAPTER_MANIFEST
+    if not manifest.is_file():
+        return  # a plain peft adapter: loading it checks the shapes
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8")).get("base_model_sha256")
+    except (OSError, ValueError) as exc:
+        raise AdapterError(f"{manifest} is unreadable: {exc}") from exc
+    if recorded and recorded != base_sha256:
+        raise AdapterError(f"the adapter at {adapter_dir} was trained on base model {recorded[:16]}…, but the base "
+                           f"model given is {base_sha256[:16]}…; set LETHE_BASE_MODEL to the model it was trained on")
+
+
+def open_probe_model(base_model_dir: Path, adapter_dir: Path) -> ProbeModel:
+    """Load base + adapter on the best device, refusing an adapter trained on another base model."""
+    return ProbeModel(base_model_dir, adapter_dir)
+
+
+def holdout_false_flag_rate(holdout: Sequence[RecordScores], alpha: float) -> float:
+    """Leave-one-out: the share of holdout records flagged against the rest of the holdout."""
+    if len(holdout) < 2:
+        return 0.0
+    limit = threshold(alpha)
+    values = {spec.name: score_values(holdout, spec) for spec in SCORES}
+    flagged = 0
+    for i in range(len(holdout)):
+        rest = {name: np.delete(v, i) for name, v in values.items()}
+        if any(calibrated_p_value(float(values[s.name][i]), rest[s.name], s.fit_tail).value < limit
+               for s in SCORES):
+            flagged += 1
+    return flagged / len(holdout)
+
+
+def _exposures(pm: ProbeModel, text: str, spans: Sequence[SecretSpan], config: ProbeConfig) -> list[ExposureReport]:
+    out = []
+    for n, span in enumerate(spans):
+        seed = config.exposure_seed + n
+        value = text[span.start:span.end]
+        control = candidate_values(value, 1, seed=seed + 7919)[0]  # a look-alike no run trained on
+        for is_control, scored in ((False, None), (True, control)):
+            result = exposure_of(pm.model, pm.tokenizer, text, span, candidates=config.exposure_candidates,
+                                 seed=seed, batch_size=max(config.batch_size, 64), value=scored)
+            out.append(ExposureReport(kind=span.kind, control=is_control, exposure=result.exposure,
+                                      exposure_fit=result.exposure_fit, rank=result.rank,
+                                      candidates=result.candidates, space_bits=result.space_bits))
+    return out
+
+
+def _generation(pm: ProbeModel, scope: Mapping[str, str], names: Sequence[str], config: ProbeConfig,
+                scan: SampleScanner | None, regurgitation: Regurgitation | None) -> tuple[GenerationReport, dict]:
+    prompts = prefix_prompts(pm.tokenizer, dict(scope), config.prefix_tokens) + identity_prompts(names)
+    samples = generate_samples(pm.model, pm.tokenizer, prompts, samples_per_prompt=config.samples_per_prompt,
+                               max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                               top_p=config.top_p, seed=config.generation_seed, batch_size=config.batch_size)
+    texts = [prompts[s.prompt].text + s.text for s in samples]
+    leaks, leaking = Counter(), Counter()
+    if scan is not None and texts:
+        for sample, kinds in zip(samples, scan(texts)):
+            leaks.update(kinds)
+            if kinds:
+                leaking[prompts[sample.prompt].kind] += 1
+    # Only the generated part is compared: a prefix prompt already holds the start of its record.
+    cosines = regurgitation([s.text for s in samples]) if regurgitation is not None and samples else {}
+    report = GenerationReport(prompts=dict(Counter(p.kind for p in prompts)), samples=len(samples),
+                              leaks=dict(leaks), leaking_prompts=dict(leaking))
+    return report, cosines
+
+
+def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str, str],
+                  config: ProbeConfig | None = None, *, secrets: Mapping[str, Sequence[SecretSpan]] | None = None,
+                  identity_names: Sequence[str] = (), scan_samples: SampleScanner | None = None,
+                  regurgitation: Regurgitation | None = None) -> ProbeReport:
+    """Score the scope records and the holdout under the adapter, calibrate, and report (ids only, no text)."""
+    config = config or ProbeConfig()
+    started = time.perf_counter()
+    if not scope:
+        raise ProbeInputError("no scope records to probe; give at least one record id")
+    if len(holdout) < 2:
+        raise ProbeInputError(f"calibration needs at least 2 holdout records, got {len(holdout)}; the adapter's "
+                              f"dataset version must hold some out (raise its holdout fraction)")
+    overlap = set(scope) & set(holdout)
+    if overlap:
+        raise ProbeInputError(f"{len(overlap)} record(s) are both in scope and in the holdout, e.g. {sorted(overlap)[0]}")
+    ids, texts = list(scope) + list(holdout), list(scope.values()) + list(holdout.values())
+    scores = score_texts(pm.model, pm.tokenizer, texts, batch_size=config.batch_size, k_fraction=config.k_fraction,
+                         context=config.context, vocab_chunk_elements=config.vocab_chunk_elements)
+    scope_scores, held_scores = scores[:len(scope)], scores[len(scope):]
+    held_values = {spec.name: score_values(held_scores, spec) for spec in SCORES}
+    limit = threshold(config.alpha)
+    generation, cosines = None, {}
+    if config.generate and (scan_samples is not None or regurgitation is not None):
+        generation, cosines = _generation(pm, scope, identity_names, config, scan_samples, regurgitation)
+    records = []
+    for record_id, record in zip(scope, scope_scores):
+        p_values = record_p_values(record, held_values)
+        by = [name for name, p in p_values.items() if p.value < limit]
+        spans = (secrets or {}).get(record_id, ())
+        records.append(RecordProbe(
+            record_id=record_id, scores=record.as_dict(), flagged=bool(by), flagged_by=by,
+            p_values={name: PValueReport(value=p.value, estimate=p.estimate, holdout=p.holdout)
+                      for name, p in p_values.items()},
+            exposures=_exposures(pm, scope[record_id], spans, config) if spans else [],
+            regurgitation_cosine=cosines.get(record_id)))
+    auc = {}
+    for spec in SCORES:
+        a = auc_with_ci(score_values(scope_scores, spec), held_values[spec.name],
+                        resamples=config.bootstrap_resamples)
+        auc[spec.name] = AucReport(value=a.value, ci_low=a.ci_low, ci_high=a.ci_high, forget=a.forget,
+                                   holdout=a.holdout)
+    windowed = [r for r, s in zip(ids, scores) if s.windows > 1]
+    notes = []
+    if windowed:
+        notes.append(f"{len(windowed)} record(s) longer than the {config.context or 'model'} context were scored "
+                     f"in overlapping windows, e.g. {windowed[0]}")
+    return ProbeReport(
+        adapter=str(pm.adapter_dir), adapter_sha256=pm.adapter_sha256, base_model_sha256=pm.base_sha256,
+        device=str(pm.device), dtype=str(pm.dtype).removeprefix("torch."), config=config,
+        per_score_threshold=limit, scores=[s.name for s in SCORES], holdout_ids=len(holdout),
+        holdout_stats={name: holdout_summary(v) for name, v in held_values.items()},
+        holdout_false_flag_rate=holdout_false_flag_rate(held_scores, config.alpha), records=records,
+        flagged=[r.record_id for r in records if r.flagged], auc=auc, generation=generation, notes=notes,
+        seconds=time.perf_counter() - started)

@@ -1,0 +1,238 @@
+"""The scoring pass: one teacher-forced forward with the adapter and one without it, per batch of records.
+
+Per record it gives `nll` and `ref_nll` (mean token NLL with the adapter, and with it disabled through
+peft's `disable_adapter()`, so no second copy of the model), their ratio, Min-K%++, extraction strength
+`es` and exact memorization `em` (definitions in DESIGN.md, "Evidence of memorization").
+
+Vocabulary-wide statistics (log-softmax, its mean and variance for Min-K%++) are computed a slice of
+positions at a time from the final hidden states, so memory is bounded by `vocab_chunk_elements`
+whatever the sequence length or vocabulary size. Records longer than the model's context are scored in
+overlapping windows (stride half the context); every token is scored once, with at least half a
+context of history, and the record says how many windows it took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from unlearning.errors import ProbeInputError
+from unlearning.runtime import autocast
+
+__all__ = ["RecordScores", "TokenScores", "min_k_plus_plus", "record_scores", "score_token_sequences",
+           "score_texts", "text_token_ids"]
+
+DEFAULT_VOCAB_CHUNK_ELEMENTS = 1 << 24  # 64 MiB of float32 logits per slice
+
+
+@dataclass(frozen=True)
+class TokenScores:
+    """Per scored target token of one sequence: log-probs with and without the adapter, Min-K%++ z, argmax hit."""
+
+    logp: np.ndarray
+    ref_logp: np.ndarray | None
+    z: np.ndarray
+    correct: np.ndarray
+    windows: int
+
+
+@dataclass(frozen=True)
+class RecordScores:
+    """The memorization scores of one record under one adapter."""
+
+    nll: float
+    ref_nll: float
+    ratio: float  # nll / ref_nll: below 1 when the adapter made the text likelier than the base did
+    min_k_pp: float
+    es: float
+    em: float
+    tokens: int
+    windows: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        """Plain dict for JSON reports."""
+        return {"nll": self.nll, "ref_nll": self.ref_nll, "ratio": self.ratio, "min_k_pp": self.min_k_pp,
+                "es": self.es, "em": self.em, "tokens": self.tokens, "windows": self.windows}
+
+
+@dataclass(frozen=True)
+class _Window:
+    sequence: int  # index of the sequence it belongs to
+    ids: list[int]
+    first_target: int  # targets ids[j + 1] for j >= first_target are scored in this window
+
+
+def text_token_ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """BOS + the text's tokens (no EOS: the scores are about the text itself), refusing empty texts."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ProbeInputError(f"record {i} is empty (got {text!r}); give every record some text to score")
+    encoded = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+    bos = [] if tokenizer.bos_token_id is None else [tokenizer.bos_token_id]
+    out = [bos + ids for ids in encoded]
+    for i, ids in enumerate(out):
+        if len(ids) < 2:
+            raise ProbeInputError(f"record {i} has no token to score after the first one: {len(ids)} token(s)")
+    return out
+
+
+def _windows(sequences: Sequence[list[int]], context: int) -> list[_Window]:
+    if context < 2:
+        raise ProbeInputError(f"the scoring context must be at least 2 tokens, got {context}")
+    stride = max(1, context // 2)
+    windows = []
+    for n, ids in enumerate(sequences):
+        if len(ids) <= context:
+            windows.append(_Window(n, list(ids), 0))
+            continue
+        start, scored_up_to = 0, 0  # targets ids[1 .. scored_up_to] are done
+        while scored_up_to < len(ids) - 1:
+            chunk = ids[start:start + context]
+            windows.append(_Window(n, chunk, max(0, scored_up_to - start)))
+            scored_up_to = start + len(chunk) - 1
+            start += stride
+    return windows
+
+
+def _decoder_and_head(model) -> tuple[torch.nn.Module, torch.nn.Module, float | None]:
+    """The transformer body and the LM head of a causal LM (peft-wrapped or not), and any logit soft-cap."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body = getattr(base, base.base_model_prefix, None)
+    head = base.get_output_embeddings()
+    if body is None or head is None:
+        raise ProbeInputError(f"{type(base).__name__} has no separate decoder and LM head to score with")
+    return body, head, getattr(base.config, "final_logit_softcapping", None)
+
+
+def _adapter_off(model) -> contextlib.AbstractContextManager:
+    if hasattr(model, "disable_adapter"):
+        return model.disable_adapter()
+    return contextlib.nullcontext()  # a bare base model: the reference pass is the same model
+
+
+@torch.no_grad()
+def _score_batch(model, batch: list[_Window], pad_id: int, device: torch.device, vocab_chunk_elements: int,
+                 full_stats: bool) -> list[tuple[np.ndarray, ...]]:
+    """Target log-probs of every scored position (plus z and argmax hits when `full_stats`), per window."""
+    body, head, softcap = _decoder_and_head(model)
+    width = max(len(w.ids) for w in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, w in enumerate(batch):
+        ids[row, :len(w.ids)] = torch.tensor(w.ids, dtype=torch.long)
+        mask[row, :len(w.ids)] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    with autocast(device):
+        hidden = body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+    targets = ids[:, 1:]
+    vocab = head.weight.shape[0]
+    step = max(1, vocab_chunk_elements // (len(batch) * vocab))
+    logp_parts, z_parts, hit_parts = [], [], []
+    for start in range(0, width - 1, step):
+        with autocast(device):
+            logits = head(hidden[:, start:min(start + step, width - 1)])
+        logits = logits.float()
+        if softcap:
+            logits = softcap * torch.tanh(logits / softcap)
+        logprobs = torch.log_softmax(logits, dim=-1)
+        target = targets[:, start:start + step].unsqueeze(-1)
+        logp_parts.append(logprobs.gather(-1, target).squeeze(-1))
+        if full_stats:
+            probs = logprobs.exp()
+            mu = (probs * logprobs).sum(-1)
+            var = (probs * logprobs.square()).sum(-1) - mu.square()
+            z_parts.append((logp_parts[-1] - mu) / var.clamp(min=1e-12).sqrt())
+            hit_parts.append(logprobs.argmax(-1) == target.squeeze(-1))
+        del logits, logprobs
+    logp = torch.cat(logp_parts, dim=1).cpu().numpy()
+    z = torch.cat(z_parts, dim=1).cpu().numpy() if full_stats else None
+    hits = torch.cat(hit_parts, dim=1).cpu().numpy() if full_stats else None
+    out = []
+    for row, w in enumerate(batch):
+        span = slice(w.first_target, len(w.ids) - 1)
+        out.append((logp[row, span], None if z is None else z[row, span], None if hits is None else hits[row, span]))
+    return out
+
+
+def _batches(windows: list[_Window], batch_size: int) -> Iterator[list[int]]:
+    # Longest first, so each batch pads little; results do not depend on the order (no cross-row state).
+    order = sorted(range(len(windows)), key=lambda i: -len(windows[i].ids))
+    for start in range(0, len(order), batch_size):
+        yield order[start:start + batch_size]
+
+
+def score_token_sequences(model, sequences: Sequence[list[int]], *, pad_id: int, batch_size: int = 32,
+                          context: int | None = None, reference: bool = True,
+                          vocab_chunk_elements: int = DEFAULT_VOCAB_CHUNK_ELEMENTS) -> list[TokenScores]:
+    """Token-level scores of each sequence; `reference` adds the adapter-disabled pass."""
+    if batch_size < 1:
+        raise ProbeInputError(f"batch_size must be >= 1, got {batch_size}")
+    if not sequences:
+        return []
+    device = next(model.parameters()).device
+    context = context or _decoder_and_head(model)[0].config.max_position_embeddings
+    if pad_id is None:
+        raise ProbeInputError("the tokenizer has neither a pad nor an EOS token to pad batches with")
+    windows = _windows(sequences, context)
+    per_window: list[tuple | None] = [None] * len(windows)
+    ref_window: list[np.ndarray | None] = [None] * len(windows)
+    for idx in _batches(windows, batch_size):
+        batch = [windows[i] for i in idx]
+        for i, result in zip(idx, _score_batch(model, batch, pad_id, device, vocab_chunk_elements, True)):
+            per_window[i] = result
+        if reference:
+            with _adapter_off(model):
+                for i, result in zip(idx, _score_batch(model, batch, pad_id, device, vocab_chunk_elements, False)):
+                    ref_window[i] = result[0]
+    parts: list[list[int]] = [[] for _ in sequences]
+    for i, w in enumerate(windows):
+        parts[w.sequence].append(i)
+    out = []
+    for n, idx in enumerate(parts):
+        out.append(TokenScores(
+            logp=np.concatenate([per_window[i][0] for i in idx]),
+            ref_logp=np.concatenate([ref_window[i] for i in idx]) if reference else None,
+            z=np.concatenate([per_window[i][1] for i in idx]),
+            correct=np.concatenate([per_window[i][2] for i in idx]),
+            windows=len(idx)))
+    return out
+
+
+def min_k_plus_plus(z: np.ndarray, k_fraction: float) -> float:
+    """Mean of the lowest k% of the per-token normalized log-probs (at least one token)."""
+    if not 0.0 < k_fraction <= 1.0:
+        raise ProbeInputError(f"Min-K%++ k must be in (0, 1], got {k_fraction}")
+    count = max(1, math.ceil(k_fraction * len(z)))
+    return float(np.sort(z)[:count].mean())
+
+
+def record_scores(tokens: TokenScores, k_fraction: float = 0.2) -> RecordScores:
+    """Reduce one sequence's token scores to the record-level scores."""
+    if tokens.ref_logp is None:
+        raise ProbeInputError("record scores need the reference pass (reference=True)")
+    n = len(tokens.logp)
+    nll, ref_nll = float(-tokens.logp.mean()), float(-tokens.ref_logp.mean())
+    misses = np.flatnonzero(~tokens.correct)
+    # Earliest prefix from which greedy decoding reproduces the rest: just after the last miss.
+    k = 0 if len(misses) == 0 else int(misses[-1]) + 1
+    return RecordScores(nll=nll, ref_nll=ref_nll, ratio=nll / ref_nll if ref_nll > 0 else math.inf,
+                        min_k_pp=min_k_plus_plus(tokens.z, k_fraction), es=1.0 - k / n,
+                        em=float(tokens.correct.mean()), tokens=n, windows=tokens.windows)
+
+
+def score_texts(model, tokenizer, texts: Sequence[str], *, batch_size: int = 32, k_fraction: float = 0.2,
+                context: int | None = None,
+                vocab_chunk_elements: int = DEFAULT_VOCAB_CHUNK_ELEMENTS) -> list[RecordScores]:
+    """Record-level scores of each text under `model` (a peft model: adapter on, then off)."""
+    if not 0.0 < k_fraction <= 1.0:
+        raise ProbeInputError(f"Min-K%++ k must be in (0, 1], got {k_fraction}")
+    sequences = text_token_ids(tokenizer, texts)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    tokens = score_token_sequences(model, sequences, pad_id=pad_id, batch_size=batch_size,
+                                   context=context, vocab_chunk_elements=vocab_chunk_elements)
+    return [record_scores(t, k_fraction) for t in tokens]
