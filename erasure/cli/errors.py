@@ -13,6 +13,7 @@ from rich.console import Console
 from erasure.errors import ConfigurationError, Neo4jServerError
 from lineage.errors import (BatchRejectedError, ContentConflictError, ErasedContentError,
                             GraphUnavailableError, LineageError, NotFoundError, PepperError)
+from unlearning.errors import UnlearningError
 
 EXIT_BLOCKED = 1      # the command ran, and its answer is "no" (e.g. preflight found erased data)
 EXIT_BAD_INPUT = 2    # fix the input or the arguments and run again
@@ -32,6 +33,7 @@ _CODES: list[tuple[type[BaseException], int]] = [
     (PepperError, EXIT_BAD_INPUT),
     (ConfigurationError, EXIT_BAD_INPUT),
     (LineageError, EXIT_BAD_INPUT),
+    (UnlearningError, EXIT_BAD_INPUT),
     (ValueError, EXIT_BAD_INPUT),
     (FileNotFoundError, EXIT_BAD_INPUT),
 ]

@@ -198,6 +198,36 @@ def tombstone(record_ids: list[str] = typer.Argument(..., help="ids of records t
                   "erased or unknown.")
 
 
+@app.command()
+@friendly_errors
+def probe(
+    adapter: Path = typer.Option(..., exists=True, file_okay=False, help="the adapter directory to probe"),
+    record: list[str] = typer.Option(..., help="a record id to probe (repeatable)"),
+    dataset: str | None = typer.Option(None, help="dataset version whose holdout calibrates the scores "
+                                                  "(default: the one in the adapter's manifest)"),
+    alpha: float = typer.Option(0.01, min=1e-6, max=0.5, help="false-flag rate per record"),
+    exposure: bool = typer.Option(True, help="test the secrets Presidio finds in the records for exposure"),
+    generate: bool = typer.Option(True, help="sample generations and scan them for the owners' identifiers"),
+    out: Path | None = typer.Option(None, help="also write the report as JSON here"),
+) -> None:
+    """Did an adapter memorize these records? Scores vs its holdout, exposure, generations; a table and JSON."""
+    from erasure.probing import ProbeRequest, probe_records
+    from unlearning.probes import ProbeConfig
+
+    settings = _settings()
+    request = ProbeRequest(adapter=adapter, record_ids=tuple(record), dataset=dataset, exposure=exposure,
+                           generate=generate)
+    with wiring.open_graph(settings) as graph, console.status("probing (loading the models the first time)…"):
+        report = probe_records(settings, graph, request, ProbeConfig(alpha=alpha))
+    render.probe_report(report)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report.model_dump_json(indent=1) + "\n", encoding="utf-8")
+        console.print(f"report written to {out}")
+    if report.flagged:
+        raise typer.Exit(EXIT_BLOCKED)
+
+
 @app.command("demo-data")
 @friendly_errors
 def demo_data(

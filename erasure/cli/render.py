@@ -70,3 +70,38 @@ def preflight(result: Preflight) -> None:
         console.print("[bold green]OK[/]: safe to fine-tune on this version.")
     else:
         console.print("[bold red]BLOCKED[/]: " + "; ".join(result.blocking_reasons))
+
+
+def probe_report(report) -> None:
+    """Print a probe report: one row per record with its scores, p-values and verdict, then the summary."""
+    table = Table(title=f"Probes of adapter {report.adapter_sha256[:16]}… ({report.device}, {report.dtype})",
+                  title_justify="left")
+    for column in ("record", "nll", "ref_nll", "ratio", "min-k%++", "es", "em", "min p", "exposure",
+                   "regurg.", "verdict"):
+        table.add_column(column, justify="left" if column in ("record", "verdict") else "right")
+    for r in report.records:
+        s = r.scores
+        p = min(v.value for v in r.p_values.values())
+        trained = [e for e in r.exposures if not e.control]
+        exposure = f"{max(e.exposure for e in trained):.1f}" if trained else "–"
+        cosine = "–" if r.regurgitation_cosine is None else f"{r.regurgitation_cosine:.2f}"
+        verdict = f"[bold red]memorized[/] ({', '.join(r.flagged_by)})" if r.flagged else "[green]not detected[/]"
+        table.add_row(r.record_id, f"{s['nll']:.3f}", f"{s['ref_nll']:.3f}", f"{s['ratio']:.3f}",
+                      f"{s['min_k_pp']:.2f}", f"{s['es']:.2f}", f"{s['em']:.2f}", f"{p:.1e}", exposure, cosine,
+                      verdict)
+    console.print(table)
+    auc = report.auc["ratio"]
+    summary = {
+        "flagged": f"{len(report.flagged)} of {len(report.records)}",
+        "alpha (per score)": f"{report.config.alpha} ({report.per_score_threshold:.4f})",
+        "holdout records": report.holdout_ids,
+        "holdout false-flag rate (leave-one-out)": f"{report.holdout_false_flag_rate:.3f}",
+        "AUC, nll ratio, vs holdout": f"{auc.value:.2f} [{auc.ci_low:.2f}, {auc.ci_high:.2f}]",
+    }
+    if report.generation is not None:
+        g = report.generation
+        summary["generated samples"] = g.samples
+        summary["samples leaking an owner's identifier"] = sum(g.leaking_prompts.values())
+    console.print(counts_table("Summary", summary))
+    for note in report.notes:
+        console.print(f"[dim]note:[/] {note}")

@@ -213,3 +213,28 @@ def graph_counts(store: GraphStore) -> dict[str, int]:
         "RETURN label, n")}
     counts["relationships"] = store.read("MATCH ()-[r]->() RETURN count(r) AS n")[0]["n"]
     return counts
+
+
+def holdout_record_ids(store: GraphStore, dataset_id: str) -> list[str]:
+    """Ids of the records a dataset version holds out (what probes calibrate against), erased ones left out."""
+    rows = store.read("MATCH (d:DatasetVersion {id: $id}) OPTIONAL MATCH (r:Record)-[:HELD_OUT]->(d) "
+                      "WHERE coalesce(r.state, 'active') <> 'erased' RETURN d.id AS id, collect(r.id) AS ids",
+                      id=dataset_id)
+    if not rows:
+        raise NotFoundError(f"no dataset version {dataset_id!r}; list versions with `lethe datasets`")
+    return sorted(rows[0]["ids"])
+
+
+def record_owners(store: GraphStore, record_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Subject keys that own each record (records without an owner map to an empty list)."""
+    rows = store.read("UNWIND $ids AS id MATCH (r:Record {id: id}) OPTIONAL MATCH (s:Subject)-[:OWNS]->(r) "
+                      "RETURN r.id AS id, collect(s.key) AS keys", ids=list(record_ids))
+    return {row["id"]: row["keys"] for row in rows}
+
+
+def trained_in_dataset(store: GraphStore, dataset_id: str, record_ids: Sequence[str]) -> set[str]:
+    """Which of `record_ids` are in a shard of the dataset version (what its adapters trained on)."""
+    rows = store.read("UNWIND $ids AS id MATCH (r:Record {id: id})-[:IN]->(:Shard)-[:PART_OF]->"
+                      "(:DatasetVersion {id: $dataset}) RETURN DISTINCT r.id AS id",
+                      ids=list(record_ids), dataset=dataset_id)
+    return {row["id"] for row in rows}

@@ -159,6 +159,38 @@ def test_probes_flag_the_repeated_canaries_and_about_alpha_of_the_holdout(pipeli
     assert all(text[:40] not in dumped for text in scope.values())
 
 
+def test_lethe_probe_cli_flags_memorized_records_and_writes_no_personal_data(pipeline, corpus, tmp_path):
+    from typer.testing import CliRunner
+
+    from erasure.cli.main import app
+
+    plan, served = output(pipeline["train"], "dataset_version"), output(pipeline["train"], "fine_tune")
+    held = {rid for rid, _ in plan.holdout}
+    repeated = [c["record_ids"][0] for c in corpus.truth["canaries"] if c["repeated"] and c["record_ids"][0] not in held]
+    plain = [c["record_ids"][0] for c in corpus.truth["canaries"] if not c["repeated"]][:1]
+    out = tmp_path / "probe.json"
+    args = ["probe", "--adapter", served["path"], "--out", str(out)]
+    for rid in repeated + plain:
+        args += ["--record", rid]
+    result = CliRunner().invoke(app, args, env=pipeline["env"])
+    assert result.exit_code == 1, result.output  # 1: something is memorized
+    report = json.loads(out.read_text())
+    assert set(repeated) <= set(report["flagged"])
+    by_id = {r["record_id"]: r for r in report["records"]}
+    for rid in repeated:  # Presidio found the recovery code and the exposure test ran on it
+        codes = [e for e in by_id[rid]["exposures"] if e["kind"] == "SECRET_CODE" and not e["control"]]
+        assert codes and codes[0]["exposure"] > 8.0, by_id[rid]["exposures"]
+    assert report["generation"]["samples"] > 0 and all(r["regurgitation_cosine"] is not None for r in by_id.values())
+    written = out.read_text() + result.output
+    for customer in corpus.truth["customers"]:
+        for field in ("email", "phone", "account_id", "name"):
+            assert customer[field] not in written
+
+    unknown = CliRunner().invoke(app, ["probe", "--adapter", served["path"], "--record", "no-such-record"],
+                                 env=pipeline["env"])
+    assert unknown.exit_code == 4 and "no text in the content store" in unknown.output
+
+
 def test_records_under_an_open_erasure_request_block_fine_tune(pipeline, corpus):
     from datetime import datetime, timezone
 

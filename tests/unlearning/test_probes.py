@@ -98,10 +98,12 @@ def test_empty_records_are_refused_by_position(probe_model, texts, message):
 # --- exposure ------------------------------------------------------------------------------------------
 
 def test_candidates_keep_the_format_and_never_repeat():
-    values = candidate_values("1234-ab-CD", 500, seed=3)
-    assert len(set(values)) == 500 and "1234-ab-CD" not in values
-    assert all(len(v) == 10 and v[4] == "-" and v[5:7].islower() and v[8:].isupper() for v in values)
-    assert space_size("12-3") == pytest.approx(3 * math.log2(10))
+    values = candidate_values("1234-ACC-56", 500, seed=3)
+    assert len(set(values)) == 500 and "1234-ACC-56" not in values
+    assert all(len(v) == 11 and v[4:9] == "-ACC-" and (v[:4] + v[9:]).isdigit() for v in values)
+    words = candidate_values("abCD", 50, seed=3)  # no digits: the letters vary, keeping their case
+    assert all(v[:2].islower() and v[2:].isupper() for v in words) and len(set(words)) == 50
+    assert space_size("12-3") == pytest.approx(3 * math.log2(10)) and space_size("ACC-12") == space_size("12")
     with pytest.raises(ProbeInputError, match="digits or letters"):
         candidate_values("--", 1, seed=0)
     with pytest.raises(ProbeInputError, match="cannot draw 10 candidates"):

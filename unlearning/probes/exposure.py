@@ -1,7 +1,8 @@
 """Exposure of a secret span (Carlini et al., The Secret Sharer): how far the true value out-ranks its look-alikes.
 
-A secret's candidates keep its format: every digit replaced by a random digit, every ASCII letter by a
-random letter of the same case, everything else kept. Each candidate is scored by the NLL of its own
+A secret's candidates keep its format: every digit replaced by a random digit, everything else kept; a
+secret without digits has its ASCII letters varied instead (same case). Letters beside digits are
+usually a fixed prefix ("ACC-", "ORD-"), which varying would make look like a memorized secret. Each candidate is scored by the NLL of its own
 tokens after the shared prefix, in one batched pass. With m sampled candidates,
 
     exposure = log2(m + 1) - log2(rank),   rank = 1 + #candidates with a lower NLL than the true value,
@@ -54,11 +55,15 @@ class ExposureResult:
                 "candidates": self.candidates, "space_bits": self.space_bits, "nll": self.nll}
 
 
+def _varies_letters(value: str) -> bool:
+    return not any(ch in string.digits for ch in value)
+
+
 def space_size(value: str) -> float:
-    """log2 of how many values share `value`'s format (digits and ASCII letters vary, the rest is fixed)."""
-    digits = sum(ch in string.digits for ch in value)
-    letters = sum(ch in string.ascii_letters for ch in value)
-    return digits * math.log2(10) + letters * math.log2(26)
+    """log2 of how many values share `value`'s format (its digits vary, or its letters when it has no digit)."""
+    if _varies_letters(value):
+        return sum(ch in string.ascii_letters for ch in value) * math.log2(26)
+    return sum(ch in string.digits for ch in value) * math.log2(10)
 
 
 def candidate_values(value: str, count: int, seed: int) -> list[str]:
@@ -70,15 +75,16 @@ def candidate_values(value: str, count: int, seed: int) -> list[str]:
         raise ProbeInputError(f"cannot draw {count} candidates from a space of 2^{bits:.1f} values; "
                               f"ask for between 1 and {int(min(2 ** bits - 1, 1e9))}")
     rng = np.random.default_rng(seed)
+    letters = _varies_letters(value)
     seen, out = {value}, []
     while len(out) < count:
         chars = []
         for ch in value:
             if ch in string.digits:
                 chars.append(string.digits[rng.integers(10)])
-            elif ch in string.ascii_lowercase:
+            elif letters and ch in string.ascii_lowercase:
                 chars.append(string.ascii_lowercase[rng.integers(26)])
-            elif ch in string.ascii_uppercase:
+            elif letters and ch in string.ascii_uppercase:
                 chars.append(string.ascii_uppercase[rng.integers(26)])
             else:
                 chars.append(ch)

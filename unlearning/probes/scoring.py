@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from peft.tuners.tuners_utils import BaseTunerLayer
 
 from unlearning.errors import ProbeInputError
 from unlearning.runtime import autocast
@@ -115,6 +116,26 @@ def _adapter_off(model) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()  # a bare base model: the reference pass is the same model
 
 
+@contextlib.contextmanager
+def _adapter_merged(model) -> Iterator[None]:
+    """Fold the LoRA weights into the base weights for the adapter pass when that is exact enough.
+
+    In float32 merging costs one add per weight and saves the adapter's extra matmuls on every token
+    (measured ~25% of the pass on the CPU); in bf16 the sum would round the small LoRA delta away, so
+    the adapter then runs unmerged.
+    """
+    weights = next(model.parameters())
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    if not layers or weights.dtype != torch.float32 or any(m.merged for m in layers):
+        yield
+        return
+    model.merge_adapter()
+    try:
+        yield
+    finally:
+        model.unmerge_adapter()
+
+
 @torch.no_grad()
 def _score_batch(model, batch: list[_Window], pad_id: int, device: torch.device, vocab_chunk_elements: int,
                  full_stats: bool) -> list[tuple[np.ndarray, ...]]:
@@ -181,13 +202,19 @@ def score_token_sequences(model, sequences: Sequence[list[int]], *, pad_id: int,
     windows = _windows(sequences, context)
     per_window: list[tuple | None] = [None] * len(windows)
     ref_window: list[np.ndarray | None] = [None] * len(windows)
-    for idx in _batches(windows, batch_size):
-        batch = [windows[i] for i in idx]
-        for i, result in zip(idx, _score_batch(model, batch, pad_id, device, vocab_chunk_elements, True)):
-            per_window[i] = result
-        if reference:
-            with _adapter_off(model):
-                for i, result in zip(idx, _score_batch(model, batch, pad_id, device, vocab_chunk_elements, False)):
+    batches = list(_batches(windows, batch_size))
+    # All adapter passes first, then all reference passes: the adapter is merged (or disabled) once.
+    with _adapter_merged(model):
+        for idx in batches:
+            results = _score_batch(model, [windows[i] for i in idx], pad_id, device, vocab_chunk_elements, True)
+            for i, result in zip(idx, results):
+                per_window[i] = result
+    if reference:
+        with _adapter_off(model):
+            for idx in batches:
+                results = _score_batch(model, [windows[i] for i in idx], pad_id, device, vocab_chunk_elements,
+                                       False)
+                for i, result in zip(idx, results):
                     ref_window[i] = result[0]
     parts: list[list[int]] = [[] for _ in sequences]
     for i, w in enumerate(windows):

@@ -1,0 +1,92 @@
+"""Probe scoring on a GPU: a randomly initialized ~1.1B-parameter Llama in bf16, tokens/s and share of peak.
+
+The model has TinyLlama-1.1B's shape (22 layers, hidden 2048, MLP 5632, 32 heads, 4 KV heads, 32k
+vocabulary) with random weights and a rank-8 LoRA on every linear layer (random B, so the adapter pass
+differs from the reference pass). The scoring pass runs both passes over --sequences random sequences of
+--length tokens. FLOPs per token and pass are counted as 2 x (parameters touched per token) plus the
+attention products (2 x 2 x layers x context x hidden, causal halves it); the share of peak divides the
+achieved FLOP/s by the device's dense bf16 peak (H100/H200 SXM: 989 TFLOP/s; A100: 312; L40S: 362;
+L4: 121). Without CUDA it prints a line that says it did not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "GH200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
+
+
+def progress(message: str) -> None:
+    """One line of progress on stderr (stdout carries only the figures)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def peak_tflops(device_name: str) -> float | None:
+    """Dense bf16 peak of a known device, by the model name in its CUDA name."""
+    for key in sorted(PEAK_BF16_TFLOPS, key=len, reverse=True):
+        if key in device_name:
+            return PEAK_BF16_TFLOPS[key]
+    return None
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark; print progress to stderr and the figures as one JSON line on stdout."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequences", type=int, default=512)
+    parser.add_argument("--length", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=22)
+    args = parser.parse_args(argv)
+    import torch
+
+    if not torch.cuda.is_available():
+        figures = {"benchmark": "probes_gpu", "ran": False, "reason": "no CUDA device on this machine"}
+        print(json.dumps(figures))
+        return figures
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from bench.probes import random_lora
+    from unlearning.probes.scoring import score_token_sequences
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=args.layers,
+                         num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048,
+                         tie_word_embeddings=False)
+    progress("initializing the model on the GPU in bf16 ...")
+    with torch.device("cuda"):
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
+    model = random_lora(model)
+    params = sum(p.numel() for p in model.parameters())
+    touched = params - model.get_input_embeddings().weight.numel()  # the embedding is a lookup, not a matmul
+    sequences = torch.randint(3, 32000, (args.sequences, args.length), generator=torch.Generator().manual_seed(1))
+    sequences = sequences.tolist()
+    score_token_sequences(model, sequences[:args.batch_size], pad_id=0, batch_size=args.batch_size)  # warm-up
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    scores = score_token_sequences(model, sequences, pad_id=0, batch_size=args.batch_size)
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    tokens = sum(len(s.logp) for s in scores)
+    attention = 2 * 2 * args.layers * (args.length / 2) * config.hidden_size
+    flops = 2 * tokens * (2 * touched + attention)  # two passes
+    name = torch.cuda.get_device_name()
+    peak = peak_tflops(name)
+    achieved = flops / seconds / 1e12
+    figures = {
+        "benchmark": "probes_gpu", "ran": True, "device": name, "dtype": "bfloat16", "parameters": params,
+        "sequences": args.sequences, "length": args.length, "batch_size": args.batch_size,
+        "tokens_per_s": round(2 * tokens / seconds), "scored_tokens_per_s": round(tokens / seconds),
+        "seconds": round(seconds, 2), "achieved_tflops": round(achieved, 1), "peak_bf16_tflops": peak,
+        "share_of_peak": round(achieved / peak, 3) if peak else None,
+        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+    }
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()

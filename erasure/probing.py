@@ -1,0 +1,123 @@
+"""Probe an adapter for a set of records: gather texts, holdout, secrets and subject keys, then run the probes.
+
+The graph says which dataset version an adapter came from (its manifest) and which records that version
+held out; the content store gives the texts; Presidio finds the secrets to test for exposure and scans
+generated samples for the record owners' identifiers (matched by subject key, so no raw identifier is
+needed); the sentence embedder measures how close generations come to the records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from erasure import wiring
+from erasure.errors import ConfigurationError
+from erasure.settings import Settings
+from lineage.content_store import ContentStore
+from lineage.errors import NotFoundError
+from lineage.store import GraphStore, queries
+
+__all__ = ["ProbeRequest", "adapter_dataset_version", "probe_records"]
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """Which adapter, which records, calibrated against which dataset version, and what to run."""
+
+    adapter: Path
+    record_ids: tuple[str, ...]
+    dataset: str | None = None  # default: the dataset version in the adapter's manifest
+    exposure: bool = True
+    generate: bool = True
+    regurgitation: bool = True
+
+
+def adapter_dataset_version(adapter_dir: Path) -> str | None:
+    """The dataset version an adapter was trained on, from the manifest Lethe writes beside it."""
+    manifest = Path(adapter_dir) / "lethe_manifest.json"
+    if not manifest.is_file():
+        return None
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8")).get("dataset_version")
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"{manifest} is unreadable ({exc}); re-export the adapter with Lethe") from exc
+
+
+def _texts(content: ContentStore, ids: Sequence[str], what: str) -> dict[str, str]:
+    found = content.get_many(list(ids))
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFoundError(f"{len(missing)} {what} record(s) have no text in the content store (erased or never "
+                            f"ingested), e.g. {missing[:3]}; probe records that are still held")
+    return {i: found[i] for i in ids}
+
+
+def _scanner_for(settings: Settings, owner_keys: dict[str, list[str]]):
+    """Scan samples for the owners' identifiers; report which identifier kinds of an owner appeared."""
+    from lineage.pii import PiiScanner
+
+    wanted = {key for keys in owner_keys.values() for key in keys}
+    scanner = PiiScanner(wiring.subject_keyer(settings))
+
+    def scan(texts: list[str]) -> list[set[str]]:
+        return [{m.kind for m in result.mentions if m.key in wanted} for result in scanner.scan(texts)]
+
+    return scan
+
+
+def _regurgitation_for(scope: dict[str, str]):
+    from unlearning.search import MiniLMEmbedder, max_cosine_per_record
+
+    embedder = MiniLMEmbedder()
+    ids = list(scope)
+    scope_vectors = embedder.encode([scope[i] for i in ids])
+
+    def regurgitation(samples: list[str]) -> dict[str, float]:
+        usable = [s for s in samples if s.strip()]
+        if not usable:
+            return {}
+        best = max_cosine_per_record(ids, scope_vectors, embedder.encode(usable))
+        return {record_id: float(hit.cosine) for record_id, hit in best.items()}
+
+    return regurgitation
+
+
+def probe_records(settings: Settings, graph: GraphStore, request: ProbeRequest, config=None):
+    """Run every probe of one adapter on the requested records; returns the ProbeReport."""
+    from lineage.pii.secrets import SecretFinder
+    from unlearning.probes import ProbeConfig, SecretSpan, open_probe_model, probe_adapter
+
+    if not request.record_ids:
+        raise ConfigurationError("name at least one record to probe (--record ID, repeatable)")
+    dataset = request.dataset or adapter_dataset_version(request.adapter)
+    if dataset is None:
+        raise ConfigurationError(f"{request.adapter} has no Lethe manifest naming its dataset version; say which "
+                                 "version's holdout to calibrate against with --dataset")
+    content = wiring.content_store(settings)
+    holdout_ids = queries.holdout_record_ids(graph, dataset)
+    scope_ids = list(dict.fromkeys(request.record_ids))
+    scope = _texts(content, scope_ids, "requested")
+    holdout = _texts(content, [i for i in holdout_ids if i not in scope], "holdout")
+    config = (config or ProbeConfig()).model_copy(update={"generate": request.generate})
+    secrets = {}
+    if request.exposure:
+        finder = SecretFinder()
+        for record_id, spans in zip(scope_ids, finder.find([scope[i] for i in scope_ids])):
+            if spans:
+                secrets[record_id] = [SecretSpan(s.start, s.end, s.entity) for s in spans]
+    scan = _scanner_for(settings, queries.record_owners(graph, scope_ids)) if request.generate else None
+    regurgitation = _regurgitation_for(scope) if request.generate and request.regurgitation else None
+    if settings.base_model is None:
+        raise ConfigurationError("set LETHE_BASE_MODEL to the base model the adapter was trained on")
+    model = open_probe_model(settings.base_model, request.adapter)
+    report = probe_adapter(model, scope, holdout, config, secrets=secrets, scan_samples=scan,
+                           regurgitation=regurgitation)
+    untrained = set(scope_ids) - queries.trained_in_dataset(graph, dataset, scope_ids)
+    if untrained:
+        report.notes.append(f"{len(untrained)} requested record(s) are not in the training shards of {dataset}, "
+                            f"e.g. {sorted(untrained)[0]}: the adapter never trained on them")
+    report.notes.append(f"calibrated against the {len(holdout)} holdout records of {dataset}")
+    return report
