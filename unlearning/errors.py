@@ -19,3 +19,7 @@ class AdapterError(UnlearningError):
 
 class ProbeInputError(UnlearningError):
     """A probe was asked something it cannot answer (empty record, bad span, bad setting); the message says which."""
+
+
+class RemedyError(UnlearningError):
+    """A remedy method is unknown, misconfigured, had nothing to do, or did not change the adapter."""

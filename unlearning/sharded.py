@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,14 +63,15 @@ def _reusable(shard_dir: Path, key: str) -> dict | None:
 
 
 def train_shard(base_model_dir: Path, shard_id: str, texts: list[str], config: LoraTrainingConfig,
-                shard_dir: Path, base_model_sha256: str) -> ShardTraining:
+                shard_dir: Path, base_model_sha256: str,
+                on_step: Callable[[int, float], None] | None = None) -> ShardTraining:
     """Train one shard's adapter, or reuse the one on disk trained from exactly the same inputs."""
     key = training_key(base_model_sha256, config.config_sha256(), texts)
     recorded = _reusable(shard_dir, key)
     if recorded is not None:
         return ShardTraining(shard_id, shard_dir, model_dir_sha256(shard_dir), key, True,
                              recorded["steps"], recorded["final_loss"], 0.0)
-    trained = train_lora_adapter(base_model_dir, texts, config, shard_dir)
+    trained = train_lora_adapter(base_model_dir, texts, config, shard_dir, on_step=on_step)
     (shard_dir / SHARD_MARKER).write_text(json.dumps(
         {"shard_id": shard_id, "training_key": key, "steps": trained.steps, "final_loss": trained.final_loss,
          "records": len(texts)}, sort_keys=True))
@@ -78,13 +80,14 @@ def train_shard(base_model_dir: Path, shard_id: str, texts: list[str], config: L
 
 
 def train_sharded_adapters(base_model_dir: Path, shard_texts: dict[str, list[str]],
-                           config: LoraTrainingConfig, out_dir: Path, manifest: dict) -> ShardedTraining:
+                           config: LoraTrainingConfig, out_dir: Path, manifest: dict,
+                           on_step: Callable[[int, float], None] | None = None) -> ShardedTraining:
     """Train (or reuse) each shard's adapter under out_dir/shards, merge them into out_dir/served."""
     out_dir = Path(out_dir)
     check_model_dir(base_model_dir)
     base_sha = model_dir_sha256(base_model_dir)
     shards = tuple(
-        train_shard(base_model_dir, shard_id, texts, config, out_dir / "shards" / shard_id[:16], base_sha)
+        train_shard(base_model_dir, shard_id, texts, config, out_dir / "shards" / shard_id[:16], base_sha, on_step)
         for shard_id, texts in sorted(shard_texts.items())
     )
     scratch = out_dir / ".served-merge"
@@ -96,7 +99,7 @@ def train_sharded_adapters(base_model_dir: Path, shard_texts: dict[str, list[str
         # The manifest is part of the served adapter's digest: files and lineage are bound together.
         (staging / MANIFEST).write_text(json.dumps(
             {**manifest, "shard_ids": [s.shard_id for s in shards], "base_model_sha256": base_sha,
-             "config_sha256": config.config_sha256(),
+             "config_sha256": config.config_sha256(), "training_config": config.model_dump(mode="json"),
              "shard_adapters": {s.shard_id: s.sha256 for s in shards}}, sort_keys=True, indent=1))
     shutil.rmtree(scratch)
     return ShardedTraining(shards, served, model_dir_sha256(served), base_sha, config.config_sha256())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def _check_texts(texts: list[str]) -> None:
 
 
 def train_lora_adapter(base_model_dir: Path, texts: list[str], config: LoraTrainingConfig,
-                       out_dir: Path) -> TrainedAdapter:
+                       out_dir: Path, on_step: Callable[[int, float], None] | None = None) -> TrainedAdapter:
     """Fine-tune a LoRA adapter on `texts` and save it atomically in HF (peft, safetensors) format."""
     _check_texts(texts)
     started = time.perf_counter()
@@ -85,7 +86,7 @@ def train_lora_adapter(base_model_dir: Path, texts: list[str], config: LoraTrain
     sequences = encode_texts(tokenizer, texts, config.max_length)
     losses = fit_causal_lm(peft_model, sequences, pad_id=tokenizer.pad_token_id, epochs=config.epochs,
                            batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
-                           device=device)
+                           device=device, on_step=on_step)
     steps_per_epoch = -(-len(sequences) // config.batch_size)
     last_epoch = losses[-steps_per_epoch:]
     with atomic_directory(out_dir) as staging:

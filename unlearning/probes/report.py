@@ -23,6 +23,8 @@ class ProbeConfig(BaseModel):
     context: int | None = Field(None, ge=2, description="window length; default: the model's context")
     exposure_candidates: int = Field(999, ge=1, le=1_000_000, description="random look-alikes per secret")
     exposure_seed: int = Field(0, ge=0)
+    max_secrets_per_record: int = Field(2, ge=0, le=64, description="secret spans tested per record, most "
+                                                                      "digits first (each costs 2 x candidates)")
     bootstrap_resamples: int = Field(1000, ge=100, le=100_000, description="for the AUC interval")
     generate: bool = Field(True, description="run the generation probes")
     samples_per_prompt: int = Field(4, ge=1, le=1024)

@@ -85,8 +85,10 @@ def holdout_false_flag_rate(holdout: Sequence[RecordScores], alpha: float) -> fl
 
 
 def _exposures(pm: ProbeModel, text: str, spans: Sequence[SecretSpan], config: ProbeConfig) -> list[ExposureReport]:
+    # The spans with the most digits carry the most secret bits; the budget goes to them first.
+    ranked = sorted(spans, key=lambda s: (-sum(ch.isdigit() for ch in text[s.start:s.end]), s.start))
     out = []
-    for n, span in enumerate(spans):
+    for n, span in enumerate(sorted(ranked[:config.max_secrets_per_record], key=lambda s: s.start)):
         seed = config.exposure_seed + n
         value = text[span.start:span.end]
         control = candidate_values(value, 1, seed=seed + 7919)[0]  # a look-alike no run trained on

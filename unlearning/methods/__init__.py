@@ -1,0 +1,1 @@
+"""Remedies: a registry of methods (exact retraining, gradient-ascent family), verification and escalation."""
