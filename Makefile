@@ -33,6 +33,10 @@ bench: setup
 	LETHE_BENCH_KEEP_NEO4J=1 $(VENV)/bin/python -m bench.lineage_ingest --records 1000000
 	$(VENV)/bin/python -m bench.blast_radius --records 1000000 --reuse
 	$(VENV)/bin/python -m bench.pii_scan
+	$(VENV)/bin/python -m bench.probes
+	$(VENV)/bin/python -m bench.faiss_search --vectors 200000
+	$(VENV)/bin/python -m bench.unlearning
+	$(VENV)/bin/python -m bench.probes_gpu
 
 neo4j-start: setup
 	$(VENV)/bin/lethe neo4j start

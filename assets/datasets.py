@@ -8,6 +8,7 @@ import dagster as dg
 from assets.records import pii_scan, raw_records
 from assets.resources import Neo4jResource
 from lineage.dataset import DatasetPlan, plan_dataset_version, write_shards, write_version
+from lineage.store import queries
 from lineage.store.writers import LineageWriter
 
 
@@ -18,6 +19,7 @@ class DatasetConfig(dg.Config):
     shard_count: int = 4
     holdout_fraction: float = 0.05
     seed: int = 0
+    shard_by: str = "subject"  # "subject": a person's records share a shard (an erasure retrains one); "record"
 
 
 @dg.asset(group_name="lineage", deps=[pii_scan], ins={"raw_records": dg.AssetIn()}, kinds={"neo4j"})
@@ -27,9 +29,15 @@ def shards(context: dg.AssetExecutionContext, config: DatasetConfig, raw_records
     # Dagster hands over {partition: records}, or the bare records when one partition exists.
     batches = raw_records.values() if isinstance(raw_records, dict) else [raw_records]
     records = sorted({tuple(r) for batch in batches for r in batch})
+    if config.shard_by not in ("subject", "record"):
+        raise dg.Failure(f"shard_by must be 'subject' or 'record', got {config.shard_by!r}")
+    groups = None
+    if config.shard_by == "subject":
+        owners = queries.record_owners(neo4j.graph, [rid for rid, _ in records])
+        groups = {rid: min(keys) for rid, keys in owners.items() if keys}
     try:
         plan = plan_dataset_version(config.name, records, datetime.now(timezone.utc), config.shard_count,
-                                    config.holdout_fraction, config.seed)
+                                    config.holdout_fraction, config.seed, groups)
     except ValueError as exc:
         raise dg.Failure(f"cannot build dataset {config.name!r}: {exc}") from exc
     with neo4j.graph.transaction() as tx:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,8 +51,14 @@ def plan_dataset_version(
     shard_count: int = 4,
     holdout_fraction: float = 0.05,
     seed: int = 0,
+    groups: Mapping[str, str] | None = None,
 ) -> DatasetPlan:
-    """Split (id, hash) records into a seeded holdout and `shard_count` shards, all deterministic."""
+    """Split (id, hash) records into a seeded holdout and `shard_count` shards, all deterministic.
+
+    `groups` maps a record id to the key it is sharded by (its owner's subject key): one person's
+    records then share a shard, so erasing them retrains one shard of K, not up to K of them, and the
+    holdout is drawn by person. Records without a group are sharded by their own id.
+    """
     if not name.strip():
         raise ValueError("a dataset version needs a non-empty name")
     if not 1 <= shard_count <= 4096:
@@ -61,12 +67,16 @@ def plan_dataset_version(
         raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
     if not records:
         raise ValueError(f"dataset version {name!r} has no records; ingest records first")
-    holdout = tuple(sorted(r for r in records if _in_holdout(r[1], holdout_fraction, seed)))
+    # With groups, whole people are held out: an erasure removes a person, so the calibration set must be
+    # people the model never saw; a held-out ticket of a trained customer still shares their identifiers.
+    held_hashes = {sha for rid, sha in records
+                   if _in_holdout((groups or {}).get(rid) or sha, holdout_fraction, seed)}
+    holdout = tuple(sorted(r for r in records if r[1] in held_hashes))  # copies of a held-out text go too
     held = {rid for rid, _ in holdout}
     buckets: list[list[tuple[str, str]]] = [[] for _ in range(shard_count)]
     for rid, sha in records:
         if rid not in held:
-            buckets[shard_index(rid, shard_count)].append((rid, sha))
+            buckets[shard_index((groups or {}).get(rid, rid), shard_count)].append((rid, sha))
     shards = tuple(
         ShardPlan(Manifest.of(h for _, h in bucket).root, i, tuple(sorted(bucket)))
         for i, bucket in enumerate(buckets) if bucket
@@ -103,3 +113,29 @@ def write_dataset_version(writer: LineageWriter, plan: DatasetPlan, parent_id: s
                           reason: str | None = None) -> WriteSummary:
     """Write shards, then the version that binds them; idempotent."""
     return write_shards(writer, plan) + write_version(writer, plan, parent_id, reason)
+
+
+def derive_without(plan: DatasetPlan, removed: set[str], created_at: datetime) -> DatasetPlan:
+    """The dataset version `plan` becomes once `removed` records are taken out (shards keep their slots).
+
+    Records stay in the shard they were assigned to, so a shard that held none of the removed records
+    keeps its id (its records are unchanged) and only the touched shards get new ids. A shard left empty
+    is dropped.
+    """
+    shards = []
+    for shard in plan.shards:
+        kept = tuple(r for r in shard.records if r[0] not in removed)
+        if kept == shard.records:
+            shards.append(shard)
+        elif kept:
+            shards.append(ShardPlan(Manifest.of(h for _, h in kept).root, shard.index, kept))
+    if not shards:
+        raise ValueError(f"removing {len(removed)} record(s) leaves dataset version {plan.version.id!r} empty")
+    holdout = tuple(r for r in plan.holdout if r[0] not in removed)
+    manifest_root = Manifest.of(h for s in shards for _, h in s.records).root
+    holdout_root = Manifest.of(h for _, h in holdout).root
+    name = plan.version.name
+    version_id = name + ":" + hashlib.sha256(f"{manifest_root}:{holdout_root}".encode()).hexdigest()[:16]
+    version = DatasetVersion(id=version_id, name=name, manifest_root=manifest_root, holdout_root=holdout_root,
+                             created_at=created_at)
+    return DatasetPlan(version, tuple(shards), holdout)

@@ -8,6 +8,7 @@ from erasure.demo_corpus import generate_corpus, write_jsonl
 from erasure.demo_models import build_demo_base_model
 from erasure.neo4j_server import LocalNeo4j
 from erasure.pipeline_runner import INGEST_ASSETS, TRAIN_ASSETS, materialize, register_batches
+from erasure.remediation import path_of as remediation_path
 from erasure.settings import Settings, demo_settings
 from lineage.keys import IdentifierKind
 from lineage.store import queries
@@ -53,6 +54,7 @@ def run_demo(settings: Settings, customers: int, seed: int) -> None:
         key = keyer.key(IdentifierKind.EMAIL, corpus.truth["customers"][0]["email"])
         console.print(f"[bold]5.[/] blast radius of customer #0 (email → subject key {key[:12]}…):")
         render.blast_radius(queries.blast_radius_of_subject(graph, [key]))
+        _probe_and_remedy(settings, graph, corpus)
         versions = queries.dataset_versions(graph)
     pepper = settings.pepper_file or "$LETHE_PEPPER"
     console.print(
@@ -62,3 +64,35 @@ def run_demo(settings: Settings, customers: int, seed: int) -> None:
         f"  DAGSTER_HOME={settings.dagster_home} LETHE_PEPPER_FILE={pepper} "
         f"LETHE_BASE_MODEL={settings.base_model} .venv/bin/dagster dev -m assets.definitions"
     )
+
+
+def _memorized_customer(corpus, trained: set[str]) -> tuple[int, list[str]]:
+    """The first customer with a repeated canary ticket that was trained on, and their trained records."""
+    repeated = {rid for c in corpus.truth["canaries"] if c["repeated"] for rid in c["record_ids"]}
+    for customer in corpus.truth["customers"]:
+        mine = [rid for rid in customer["record_ids"] if rid in trained]
+        if repeated & set(mine):
+            return customer["index"], mine
+    raise RuntimeError("the demo corpus has no trained repeated canary; use more customers")
+
+
+def _probe_and_remedy(settings: Settings, graph, corpus) -> None:
+    """Probe the served adapter for one customer's records, retrain without them, probe again."""
+    from erasure.probing import ProbeRequest, probe_records
+    from erasure.remediation import remedy_adapter
+    from unlearning.probes import ProbeConfig
+
+    served = graph.read("MATCH (a:Adapter {state: 'active'})-[:DEPLOYED_TO]->(:Deployment) RETURN a.uri AS uri")
+    adapter = remediation_path(served[0]["uri"])
+    dataset = graph.read("MATCH (d:DatasetVersion) RETURN d.id AS id ORDER BY d.created_at DESC LIMIT 1")[0]["id"]
+    plan = queries.dataset_plan(graph, dataset)
+    index, records = _memorized_customer(corpus, {rid for s in plan.shards for rid, _ in s.records})
+    with console.status(f"probing the served adapter for customer #{index}'s {len(records)} records…"):
+        report = probe_records(settings, graph, ProbeRequest(adapter, tuple(records), regurgitation=False),
+                               ProbeConfig(exposure_candidates=255, max_secrets_per_record=1, samples_per_prompt=2))
+    console.print(f"[bold]6.[/] probes of customer #{index}'s records on the served adapter:")
+    render.probe_report(report)
+    with console.status("remedy: retraining only the shard that held them, then probing again…"):
+        record = remedy_adapter(settings, graph, adapter, records, "retrain")
+    console.print("[bold]7.[/] exact remedy (retrain the affected shard, reuse the others):")
+    render.remedy_record(record)

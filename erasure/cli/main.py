@@ -228,6 +228,48 @@ def probe(
         raise typer.Exit(EXIT_BLOCKED)
 
 
+def _parse_settings(values: list[str]) -> dict:
+    parsed = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--set takes KEY=VALUE, got {item!r}")
+        try:
+            parsed[key] = json.loads(value)
+        except ValueError:
+            parsed[key] = value
+    return parsed
+
+
+@app.command()
+@friendly_errors
+def remedy(
+    adapter: Path = typer.Option(..., exists=True, file_okay=False, help="the served adapter to remedy"),
+    record: list[str] = typer.Option(..., help="a record id to remove (repeatable)"),
+    method: str = typer.Option("retrain", help="retrain (exact), gradient_ascent, grad_diff or npo"),
+    set_: list[str] = typer.Option([], "--set", help="a method setting, KEY=VALUE (repeatable), e.g. steps=20"),
+    escalate: bool = typer.Option(True, help="retrain when an approximate method leaves records flagged"),
+    out: Path | None = typer.Option(None, help="also write the remedy record as JSON here"),
+) -> None:
+    """Remove records from an adapter (exact retrain, or an approximate method), probing before and after."""
+    from erasure.remediation import remedy_adapter
+
+    settings = _settings()
+    with wiring.open_graph(settings) as graph, _progress() as progress:
+        task = progress.add_task(f"{method}: training steps", total=None)
+        result = remedy_adapter(settings, graph, adapter, record, method, _parse_settings(set_), escalate=escalate,
+                                on_step=lambda step, total, loss: progress.update(task, completed=step))
+    render.remedy_record(result)
+    if out is not None and not result.noop_reason:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        document = {k: v for k, v in vars(result).items() if k not in ("before", "after")}
+        document["before"] = result.before.model_dump(mode="json")
+        document["after"] = result.after.model_dump(mode="json")
+        out.write_text(json.dumps(document, indent=1, default=str) + "\n", encoding="utf-8")
+    if result.still_flagged:
+        raise typer.Exit(EXIT_BLOCKED)
+
+
 @app.command("demo-data")
 @friendly_errors
 def demo_data(

@@ -105,3 +105,45 @@ def probe_report(report) -> None:
     console.print(counts_table("Summary", summary))
     for note in report.notes:
         console.print(f"[dim]note:[/] {note}")
+
+
+def remedy_record(record) -> None:
+    """Print a remedy: before/after probe table per scope record, then what was done and what it cost."""
+    if record.noop_reason:
+        console.print(f"[yellow]nothing to do:[/] {record.noop_reason}")
+        return
+    after = {r.record_id: r for r in record.after.records}
+    table = Table(title=f"Probes before and after ({record.old_adapter} → {record.new_adapter})",
+                  title_justify="left")
+    for column in ("record", "ratio before", "ratio after", "exposure before", "exposure after", "before",
+                   "after"):
+        table.add_column(column, justify="left" if column == "record" else "right")
+
+    def exposure(r) -> str:
+        values = [e.exposure for e in r.exposures if not e.control]
+        return f"{max(values):.1f}" if values else "–"
+
+    def verdict(r) -> str:
+        return "[bold red]memorized[/]" if r.flagged else "[green]not detected[/]"
+
+    for b in record.before.records:
+        a = after[b.record_id]
+        table.add_row(b.record_id, f"{b.scores['ratio']:.3f}", f"{a.scores['ratio']:.3f}", exposure(b), exposure(a),
+                      verdict(b), verdict(a))
+    console.print(table)
+    auc_before, auc_after = record.before.auc["ratio"], record.after.auc["ratio"]
+    summary = {
+        "method": " → ".join(a["method"] for a in record.attempts) + f" ({record.kind})",
+        "AUC vs holdout, before": f"{auc_before.value:.2f} [{auc_before.ci_low:.2f}, {auc_before.ci_high:.2f}]",
+        "AUC vs holdout, after": f"{auc_after.value:.2f} [{auc_after.ci_low:.2f}, {auc_after.ci_high:.2f}]",
+        "still flagged": len(record.still_flagged),
+        "new adapter": f"{record.new_adapter} ({record.new_adapter_path})",
+        "new dataset version": record.new_dataset_version or "– (approximate: same data)",
+        "old weights deleted": ", ".join(d["adapter"] for d in record.deleted_weights) or "–",
+        "seconds": f"{sum(a['seconds'] for a in record.attempts):.1f}",
+    }
+    for name, figures in record.utility.items():
+        summary[f"{name} NLL change"] = f"{figures['relative_change'] * 100:+.2f}% ({figures['records']} records)"
+    console.print(counts_table("Remedy", summary))
+    if record.escalated:
+        console.print(f"[yellow]escalated:[/] {record.escalation_reason}")

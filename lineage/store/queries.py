@@ -238,3 +238,31 @@ def trained_in_dataset(store: GraphStore, dataset_id: str, record_ids: Sequence[
                       "(:DatasetVersion {id: $dataset}) RETURN DISTINCT r.id AS id",
                       ids=list(record_ids), dataset=dataset_id)
     return {row["id"] for row in rows}
+
+
+def dataset_plan(store: GraphStore, dataset_id: str):
+    """A written dataset version read back as a DatasetPlan: its shards' records and its holdout, by id."""
+    from lineage.dataset import DatasetPlan, ShardPlan
+    from lineage.models import DatasetVersion
+
+    rows = store.read("MATCH (d:DatasetVersion {id: $id}) RETURN properties(d) AS d", id=dataset_id)
+    if not rows:
+        raise NotFoundError(f"no dataset version {dataset_id!r}; list versions with `lethe datasets`")
+    shards = store.read(
+        "MATCH (s:Shard)-[:PART_OF]->(:DatasetVersion {id: $id}) MATCH (r:Record)-[:IN]->(s) "
+        "RETURN s.id AS id, collect([r.id, r.content_sha256]) AS records", id=dataset_id)
+    holdout = store.read("MATCH (r:Record)-[:HELD_OUT]->(:DatasetVersion {id: $id}) "
+                         "RETURN r.id AS id, r.content_sha256 AS sha", id=dataset_id)
+    version = DatasetVersion(**{k: v.to_native() if hasattr(v, "to_native") else v for k, v in rows[0]["d"].items()
+                                if k in DatasetVersion.model_fields})
+    # A record sits in shards of several versions; only the shards PART_OF this one are read above.
+    plans = sorted((ShardPlan(row["id"], i, tuple(sorted((rid, sha) for rid, sha in row["records"])))
+                    for i, row in enumerate(sorted(shards, key=lambda r: r["id"]))), key=lambda s: s.id)
+    return DatasetPlan(version, tuple(plans), tuple(sorted((r["id"], r["sha"]) for r in holdout)))
+
+
+def erased_record_ids(store: GraphStore, record_ids: Sequence[str]) -> set[str]:
+    """Which of `record_ids` are tombstoned."""
+    rows = store.read("UNWIND $ids AS id MATCH (r:Record {id: id}) WHERE r.state = 'erased' RETURN r.id AS id",
+                      ids=list(record_ids))
+    return {row["id"] for row in rows}

@@ -60,3 +60,35 @@ def test_copies_of_one_text_are_held_out_together_or_not_at_all():
     plan = plan_dataset_version("d", records(400) + copies, NOW, holdout_fraction=0.5, seed=4)
     held = {rid for rid, _ in plan.holdout}
     assert len(held & {rid for rid, _ in copies}) in (0, 50)
+
+
+def _grouped(n_people: int = 80, per_person: int = 4):
+    records = [(f"r{p:03d}-{i}", content_sha256(f"ticket {i} of person {p}")) for p in range(n_people)
+               for i in range(per_person)]
+    return records, {rid: f"person-{rid[1:4]}" for rid, _ in records}
+
+
+def test_grouped_records_share_a_shard_and_are_held_out_by_person():
+    records, groups = _grouped()
+    plan = plan_dataset_version("d", records, NOW, 4, 0.25, 0, groups)
+    shard_of = {rid: s.id for s in plan.shards for rid, _ in s.records}
+    held = {rid for rid, _ in plan.holdout}
+    for person in {g for g in groups.values()}:
+        mine = [rid for rid, g in groups.items() if g == person]
+        assert len({shard_of.get(rid) for rid in mine}) == 1  # all in one shard, or all held out (None)
+        assert all(rid in held for rid in mine) or not any(rid in held for rid in mine)
+    assert 0.1 < len(held) / len(records) < 0.4
+
+
+def test_removing_one_person_changes_only_their_shard():
+    from lineage.dataset import derive_without
+
+    records, groups = _grouped()
+    plan = plan_dataset_version("d", records, NOW, 4, 0.25, 0, groups)
+    person = next(rid for s in plan.shards for rid, _ in s.records)[:4]
+    removed = {rid for rid, _ in records if rid.startswith(person)}
+    derived = derive_without(plan, removed, NOW)
+    changed = [(a.id, b.id) for a, b in zip(plan.shards, derived.shards) if a.id != b.id]
+    assert len(changed) == 1 and derived.version.id != plan.version.id
+    assert not removed & {rid for s in derived.shards for rid, _ in s.records}
+    assert derived.holdout == plan.holdout

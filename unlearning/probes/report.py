@@ -74,7 +74,7 @@ class RecordProbe(BaseModel):
 
 
 class AucReport(BaseModel):
-    """Forget-vs-holdout AUC of one score with its bootstrap interval."""
+    """Forget-vs-holdout AUC of one score with its bootstrap interval (over distinct forget texts)."""
 
     model_config = ConfigDict(extra="forbid")
 

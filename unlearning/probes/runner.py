@@ -156,9 +156,13 @@ def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str
                       for name, p in p_values.items()},
             exposures=_exposures(pm, scope[record_id], spans, config) if spans else [],
             regurgitation_cosine=cosines.get(record_id)))
+    # AUC over distinct texts: copies of one ticket are one observation, not eight (they score alike, and
+    # counting each would weight a repeated text eight times against the holdout).
+    first_of_text = list({text: i for i, text in reversed(list(enumerate(scope.values())))}.values())
+    distinct = [scope_scores[i] for i in sorted(first_of_text)]
     auc = {}
     for spec in SCORES:
-        a = auc_with_ci(score_values(scope_scores, spec), held_values[spec.name],
+        a = auc_with_ci(score_values(distinct, spec), held_values[spec.name],
                         resamples=config.bootstrap_resamples)
         auc[spec.name] = AucReport(value=a.value, ci_low=a.ci_low, ci_high=a.ci_high, forget=a.forget,
                                    holdout=a.holdout)
