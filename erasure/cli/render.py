@@ -83,7 +83,10 @@ def probe_report(report) -> None:
         s = r.scores
         p = min(v.value for v in r.p_values.values())
         trained = [e for e in r.exposures if not e.control]
-        exposure = f"{max(e.exposure for e in trained):.1f}" if trained else "–"
+        # "adapter (base)": the base model's own rank of the value shows what the format alone gives away
+        top = max(trained, key=lambda e: e.exposure) if trained else None
+        exposure = "–" if top is None else f"{top.exposure:.1f}" + (
+            "" if top.exposure_ref is None else f" ({top.exposure_ref:.1f})")
         cosine = "–" if r.regurgitation_cosine is None else f"{r.regurgitation_cosine:.2f}"
         verdict = f"[bold red]memorized[/] ({', '.join(r.flagged_by)})" if r.flagged else "[green]not detected[/]"
         table.add_row(r.record_id, f"{s['nll']:.3f}", f"{s['ref_nll']:.3f}", f"{s['ratio']:.3f}",

@@ -283,3 +283,14 @@ def test_retrain_removes_the_records_and_keeps_the_rest(pipeline, corpus):
                                "RETURN collect(r.id) AS ids", id=record.new_dataset_version)[0]["ids"]
     assert not set(trained_after) & set(scope)
     pipeline["served_after_remedy"] = new_dir
+
+
+def test_a_remedy_with_nothing_to_forget_is_a_noop_with_its_reason(pipeline):
+    from erasure.remediation import remedy_adapter
+
+    graph, settings = pipeline["graph"], pipeline["settings"]
+    served = pipeline.get("served_after_remedy") or Path(output(pipeline["train"], "fine_tune")["path"])
+    adapters_before = graph.read("MATCH (a:Adapter) RETURN count(a) AS n")[0]["n"]
+    record = remedy_adapter(settings, graph, served, ["t-999999"], "retrain")
+    assert record.noop_reason and "nothing to forget" in record.noop_reason and record.new_adapter is None
+    assert graph.read("MATCH (a:Adapter) RETURN count(a) AS n")[0]["n"] == adapters_before

@@ -119,6 +119,9 @@ def test_exposure_is_within_bounds_and_seeded(probe_model):
     assert first == again and 1 <= first.rank <= 64
     assert first.exposure == pytest.approx(math.log2(64) - math.log2(first.rank))
     assert 0.0 <= first.exposure_fit <= first.space_bits == pytest.approx(8 * math.log2(10))
+    assert 0.0 <= first.exposure_ref <= math.log2(64)  # the same candidates ranked by the base model
+    bare = exposure_of(probe_model.model, probe_model.tokenizer, text, span, candidates=63, seed=1, reference=False)
+    assert bare.exposure_ref is None and bare.exposure == first.exposure
     with pytest.raises(ProbeInputError, match="outside the"):
         exposure_of(probe_model.model, probe_model.tokenizer, text, SecretSpan(0, len(text) + 5))
 

@@ -2,8 +2,9 @@
 
 A secret's candidates keep its format: every digit replaced by a random digit, everything else kept; a
 secret without digits has its ASCII letters varied instead (same case). Letters beside digits are
-usually a fixed prefix ("ACC-", "ORD-"), which varying would make look like a memorized secret. Each candidate is scored by the NLL of its own
-tokens after the shared prefix, in one batched pass. With m sampled candidates,
+usually a fixed prefix ("ACC-", "ORD-"), which varying would make look like a memorized secret. Each
+candidate is scored by the NLL of its own tokens after the shared prefix, in one batched pass. With m
+sampled candidates,
 
     exposure = log2(m + 1) - log2(rank),   rank = 1 + #candidates with a lower NLL than the true value,
 
@@ -44,6 +45,7 @@ class ExposureResult:
 
     exposure: float  # from the rank among the sampled candidates
     exposure_fit: float  # skew-normal extrapolation over the whole space
+    exposure_ref: float | None  # the same ranking with the adapter disabled: what the base model already knew
     rank: int
     candidates: int
     space_bits: float  # log2 of the number of values of the secret's format
@@ -51,7 +53,8 @@ class ExposureResult:
 
     def as_dict(self) -> dict[str, float | int]:
         """Plain dict for JSON reports."""
-        return {"exposure": self.exposure, "exposure_fit": self.exposure_fit, "rank": self.rank,
+        return {"exposure": self.exposure, "exposure_fit": self.exposure_fit, "exposure_ref": self.exposure_ref,
+                "rank": self.rank,
                 "candidates": self.candidates, "space_bits": self.space_bits, "nll": self.nll}
 
 
@@ -95,8 +98,9 @@ def candidate_values(value: str, count: int, seed: int) -> list[str]:
     return out
 
 
-def _value_nlls(model, tokenizer, prefix: str, values: Sequence[str], batch_size: int) -> np.ndarray:
-    """Summed NLL of each value's tokens after `prefix` (tokens that overlap the value's first character count)."""
+def _value_nlls(model, tokenizer, prefix: str, values: Sequence[str], batch_size: int,
+                reference: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Summed NLL of each value's tokens after `prefix`, with the adapter (and without it, if `reference`)."""
     texts = [prefix + v for v in values]
     encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     bos = [] if tokenizer.bos_token_id is None else [tokenizer.bos_token_id]
@@ -108,14 +112,28 @@ def _value_nlls(model, tokenizer, prefix: str, values: Sequence[str], batch_size
         sequences.append(bos + ids)
         firsts.append(first + len(bos))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    scores = score_token_sequences(model, sequences, pad_id=pad_id, batch_size=batch_size, reference=False)
+    reference = reference and hasattr(model, "disable_adapter")
+    scores = score_token_sequences(model, sequences, pad_id=pad_id, batch_size=batch_size, reference=reference)
     # Token i of a sequence is target i - 1 of its scores.
-    return np.array([-float(s.logp[first - 1:].sum()) for s, first in zip(scores, firsts)])
+    nlls = np.array([-float(s.logp[first - 1:].sum()) for s, first in zip(scores, firsts)])
+    ref = np.array([-float(s.ref_logp[first - 1:].sum()) for s, first in zip(scores, firsts)]) if reference else None
+    return nlls, ref
+
+
+def _rank_exposure(nlls: np.ndarray) -> tuple[int, float]:
+    """Rank of the first value among all and its exposure in bits."""
+    rank = 1 + int((nlls[1:] < nlls[0]).sum())
+    return rank, math.log2(len(nlls)) - math.log2(rank)
 
 
 def exposure_of(model, tokenizer, text: str, span: SecretSpan, *, candidates: int = 999, seed: int = 0,
-                batch_size: int = 128, value: str | None = None) -> ExposureResult:
-    """Exposure of the secret at `span` in `text` (or of another `value` in its place, e.g. a control)."""
+                batch_size: int = 128, value: str | None = None, reference: bool = True) -> ExposureResult:
+    """Exposure of the secret at `span` in `text` (or of another `value` in its place, e.g. a control).
+
+    With `reference`, the same candidates are also ranked with the adapter disabled: a secret whose
+    format the base model already knows (fixed digits such as 555-01 in every phone) ranks high there
+    too, and only the excess over `exposure_ref` is the adapter's doing.
+    """
     if not 0 <= span.start < span.end <= len(text):
         raise ProbeInputError(f"secret span [{span.start}, {span.end}) is outside the {len(text)}-character text")
     prefix = text[:span.start]
@@ -123,12 +141,12 @@ def exposure_of(model, tokenizer, text: str, span: SecretSpan, *, candidates: in
     if value is not None and space_size(value) != space_size(text[span.start:span.end]):
         raise ProbeInputError("the value scored in place of a secret must have the secret's format")
     others = candidate_values(true_value, candidates, seed)
-    nlls = _value_nlls(model, tokenizer, prefix, [true_value, *others], batch_size)
+    nlls, ref = _value_nlls(model, tokenizer, prefix, [true_value, *others], batch_size, reference)
     true_nll, pool = nlls[0], nlls[1:]
-    rank = 1 + int((pool < true_nll).sum())
+    rank, exposure = _rank_exposure(nlls)
     bits = space_size(true_value)
-    exposure = math.log2(len(pool) + 1) - math.log2(rank)
-    return ExposureResult(exposure=exposure, exposure_fit=_fitted_exposure(pool, true_nll, bits), rank=rank,
+    return ExposureResult(exposure=exposure, exposure_fit=_fitted_exposure(pool, true_nll, bits),
+                          exposure_ref=None if ref is None else _rank_exposure(ref)[1], rank=rank,
                           candidates=len(pool), space_bits=bits, nll=float(true_nll))
 
 

@@ -54,6 +54,7 @@ class ExposureReport(BaseModel):
     control: bool
     exposure: float
     exposure_fit: float
+    exposure_ref: float | None  # with the adapter disabled: what the base model already knew
     rank: int
     candidates: int
     space_bits: float

@@ -96,7 +96,8 @@ def _exposures(pm: ProbeModel, text: str, spans: Sequence[SecretSpan], config: P
             result = exposure_of(pm.model, pm.tokenizer, text, span, candidates=config.exposure_candidates,
                                  seed=seed, batch_size=max(config.batch_size, 64), value=scored)
             out.append(ExposureReport(kind=span.kind, control=is_control, exposure=result.exposure,
-                                      exposure_fit=result.exposure_fit, rank=result.rank,
+                                      exposure_fit=result.exposure_fit, exposure_ref=result.exposure_ref,
+                                      rank=result.rank,
                                       candidates=result.candidates, space_bits=result.space_bits))
     return out
 
