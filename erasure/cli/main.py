@@ -253,8 +253,10 @@ def remedy(
 ) -> None:
     """Remove records from an adapter (exact retrain, or an approximate method), probing before and after."""
     from erasure.remediation import remedy_adapter
+    from unlearning.methods.registry import parse_config
 
     settings = _settings()
+    parse_config(method, _parse_settings(set_))  # an unknown method or a bad setting fails before any work
     with wiring.open_graph(settings) as graph, _progress() as progress:
         task = progress.add_task(f"{method}: training steps", total=None)
         result = remedy_adapter(settings, graph, adapter, record, method, _parse_settings(set_), escalate=escalate,

@@ -104,3 +104,13 @@ def test_every_command_is_in_the_readme():
         f"{g.name} {name(c)}" for g in app.registered_groups for c in g.typer_instance.registered_commands]
     missing = [n for n in names if f"lethe {n}" not in readme]
     assert not missing, f"commands missing from README.md: {missing}"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "forget_harder"], "unknown remedy method 'forget_harder'; choose one of"),
+    (["--method", "npo", "--set", "beta=-1"], "bad config for method 'npo': beta"),
+    (["--set", "oops"], "--set takes KEY=VALUE"),
+])
+def test_remedy_refuses_bad_methods_and_settings_before_any_work(env, tmp_path, args, message):
+    result = run(env, "remedy", "--adapter", str(tmp_path), "--record", "t-1", *args)
+    assert result.exit_code == 2 and message in " ".join(result.output.split())
