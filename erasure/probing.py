@@ -9,7 +9,7 @@ needed); the sentence embedder measures how close generations come to the record
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from lineage.content_store import ContentStore
 from lineage.errors import NotFoundError
 from lineage.store import GraphStore, queries
 
-__all__ = ["ProbeRequest", "adapter_dataset_version", "probe_records"]
+__all__ = ["ProbeRequest", "adapter_dataset_version", "probe_records", "record_texts", "secret_spans"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ def adapter_dataset_version(adapter_dir: Path) -> str | None:
         raise ConfigurationError(f"{manifest} is unreadable ({exc}); re-export the adapter with Lethe") from exc
 
 
-def _texts(content: ContentStore, ids: Sequence[str], what: str) -> dict[str, str]:
+def record_texts(content: ContentStore, ids: Sequence[str], what: str) -> dict[str, str]:
+    """Texts of `ids` from the content store, in order; a missing one (erased, never ingested) is an error."""
     found = content.get_many(list(ids))
     missing = [i for i in ids if i not in found]
     if missing:
@@ -85,10 +86,19 @@ def _regurgitation_for(scope: dict[str, str]):
     return regurgitation
 
 
+def secret_spans(texts: Mapping[str, str]) -> dict:
+    """The secret spans Presidio finds in each text (records without any are left out), for exposure tests."""
+    from lineage.pii.secrets import SecretFinder
+    from unlearning.probes import SecretSpan
+
+    ids = list(texts)
+    found = SecretFinder().find([texts[i] for i in ids])
+    return {rid: [SecretSpan(s.start, s.end, s.entity) for s in spans] for rid, spans in zip(ids, found) if spans}
+
+
 def probe_records(settings: Settings, graph: GraphStore, request: ProbeRequest, config=None):
     """Run every probe of one adapter on the requested records; returns the ProbeReport."""
-    from lineage.pii.secrets import SecretFinder
-    from unlearning.probes import ProbeConfig, SecretSpan, open_probe_model, probe_adapter
+    from unlearning.probes import ProbeConfig, open_probe_model, probe_adapter
 
     if not request.record_ids:
         raise ConfigurationError("name at least one record to probe (--record ID, repeatable)")
@@ -99,15 +109,10 @@ def probe_records(settings: Settings, graph: GraphStore, request: ProbeRequest, 
     content = wiring.content_store(settings)
     holdout_ids = queries.holdout_record_ids(graph, dataset)
     scope_ids = list(dict.fromkeys(request.record_ids))
-    scope = _texts(content, scope_ids, "requested")
-    holdout = _texts(content, [i for i in holdout_ids if i not in scope], "holdout")
+    scope = record_texts(content, scope_ids, "requested")
+    holdout = record_texts(content, [i for i in holdout_ids if i not in scope], "holdout")
     config = (config or ProbeConfig()).model_copy(update={"generate": request.generate})
-    secrets = {}
-    if request.exposure:
-        finder = SecretFinder()
-        for record_id, spans in zip(scope_ids, finder.find([scope[i] for i in scope_ids])):
-            if spans:
-                secrets[record_id] = [SecretSpan(s.start, s.end, s.entity) for s in spans]
+    secrets = secret_spans(scope) if request.exposure else {}
     scan = _scanner_for(settings, queries.record_owners(graph, scope_ids)) if request.generate else None
     regurgitation = _regurgitation_for(scope) if request.generate and request.regurgitation else None
     if settings.base_model is None:

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlparse
 
 from erasure import wiring
 from erasure.errors import ConfigurationError
+from erasure.probing import record_texts, secret_spans
 from erasure.settings import Settings
 from lineage.dataset import DatasetPlan, derive_without, write_dataset_version
 from lineage.errors import NotFoundError
@@ -91,12 +92,7 @@ def _manifest(adapter_dir: Path) -> dict:
 
 
 def _texts(settings: Settings, ids: Sequence[str]) -> dict[str, str]:
-    found = wiring.content_store(settings).get_many(list(ids))
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise NotFoundError(f"{len(missing)} record(s) have no text in the content store, e.g. {missing[:3]}; "
-                            "a remedy needs the texts it retrains from and probes")
-    return {i: found[i] for i in ids}
+    return record_texts(wiring.content_store(settings), ids, "remedy")
 
 
 def _config_tag(method: str, config: Mapping | None) -> str:
@@ -153,7 +149,7 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
     retain = _texts(settings, kept[:: max(1, len(kept) // RETAIN_SAMPLE)][:RETAIN_SAMPLE])
     # 255 look-alikes per secret: a memorized one reaches 8 bits, chance is ~1.4; enough to tell them apart.
     probe_config = probe_config or ProbeConfig(generate=False, exposure_candidates=255, max_secrets_per_record=1)
-    secrets = _secrets(forget)
+    secrets = secret_spans(forget)
 
     def probe(path: Path):
         return probe_adapter(open_probe_model(settings.base_model, path), forget, holdout, probe_config,
@@ -272,16 +268,6 @@ def _delete_weights(graph: GraphStore, adapters: list[tuple[str, Path]]) -> list
                       "a.deleted_files_sha256 = $sha", id=adapter_id, now=now, sha=digest)
         deleted.append({"adapter": adapter_id, "sha256": digest, "deleted_at": now.isoformat()})
     return deleted
-
-
-def _secrets(forget: Mapping[str, str]) -> dict:
-    from lineage.pii.secrets import SecretFinder
-    from unlearning.probes import SecretSpan
-
-    finder = SecretFinder()
-    ids = list(forget)
-    return {rid: [SecretSpan(s.start, s.end, s.entity) for s in spans]
-            for rid, spans in zip(ids, finder.find([forget[i] for i in ids])) if spans}
 
 
 def _affected_shard_adapters(graph: GraphStore, served_id: str, plan: DatasetPlan, scope: set[str]) -> list:

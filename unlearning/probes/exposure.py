@@ -25,7 +25,7 @@ import numpy as np
 from scipy import stats
 
 from unlearning.errors import ProbeInputError
-from unlearning.probes.scoring import score_token_sequences
+from unlearning.probes.scoring import pad_token_id, score_token_sequences
 
 __all__ = ["ExposureResult", "SecretSpan", "candidate_values", "exposure_of", "space_size"]
 
@@ -111,7 +111,7 @@ def _value_nlls(model, tokenizer, prefix: str, values: Sequence[str], batch_size
             raise ProbeInputError("the secret's value produced no tokens after the prefix")
         sequences.append(bos + ids)
         firsts.append(first + len(bos))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_token_id(tokenizer)
     reference = reference and hasattr(model, "disable_adapter")
     scores = score_token_sequences(model, sequences, pad_id=pad_id, batch_size=batch_size, reference=reference)
     # Token i of a sequence is target i - 1 of its scores.

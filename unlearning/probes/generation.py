@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from unlearning.errors import ProbeInputError
-from unlearning.probes.scoring import text_token_ids
+from unlearning.probes.scoring import pad_token_id, text_token_ids
 
 __all__ = ["IDENTITY_TEMPLATES", "Prompt", "Sample", "generate_samples", "identity_prompts", "prefix_prompts"]
 
@@ -74,7 +74,7 @@ def generate_samples(model, tokenizer, prompts: Sequence[Prompt], *, samples_per
     device = next(model.parameters()).device
     encoded = text_token_ids(tokenizer, [p.text for p in prompts])
     jobs = [i for i in range(len(prompts)) for _ in range(samples_per_prompt)]
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_token_id(tokenizer)
     samples = []
     for number, start in enumerate(range(0, len(jobs), batch_size)):
         batch = jobs[start:start + batch_size]

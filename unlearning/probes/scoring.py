@@ -68,6 +68,11 @@ class _Window:
     first_target: int  # targets ids[j + 1] for j >= first_target are scored in this window
 
 
+def pad_token_id(tokenizer) -> int | None:
+    """The id batches are padded with: the tokenizer's pad token, else its EOS (padding is masked anyway)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 def text_token_ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
     """BOS + the text's tokens (no EOS: the scores are about the text itself), refusing empty texts."""
     for i, text in enumerate(texts):
@@ -259,7 +264,7 @@ def score_texts(model, tokenizer, texts: Sequence[str], *, batch_size: int = 32,
     if not 0.0 < k_fraction <= 1.0:
         raise ProbeInputError(f"Min-K%++ k must be in (0, 1], got {k_fraction}")
     sequences = text_token_ids(tokenizer, texts)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_token_id(tokenizer)
     tokens = score_token_sequences(model, sequences, pad_id=pad_id, batch_size=batch_size,
                                    context=context, vocab_chunk_elements=vocab_chunk_elements)
     return [record_scores(t, k_fraction) for t in tokens]
