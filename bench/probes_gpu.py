@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--length", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--layers", type=int, default=22)
+    parser.add_argument("--vocab-chunk", type=int, default=None,
+                        help="logit elements per vocabulary slice (default: the scoring pass's own choice)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print the torch profiler's top operators by GPU time to stderr")
     args = parser.parse_args(argv)
     import torch
 
@@ -63,11 +67,19 @@ def main(argv: list[str] | None = None) -> dict:
     touched = params - model.get_input_embeddings().weight.numel()  # the embedding is a lookup, not a matmul
     sequences = torch.randint(3, 32000, (args.sequences, args.length), generator=torch.Generator().manual_seed(1))
     sequences = sequences.tolist()
-    score_token_sequences(model, sequences[:args.batch_size], pad_id=0, batch_size=args.batch_size)  # warm-up
+    chunk = {} if args.vocab_chunk is None else {"vocab_chunk_elements": args.vocab_chunk}
+    score_token_sequences(model, sequences[:args.batch_size], pad_id=0, batch_size=args.batch_size, **chunk)  # warm-up
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            score_token_sequences(model, sequences[:2 * args.batch_size], pad_id=0, batch_size=args.batch_size,
+                                  **chunk)
+            torch.cuda.synchronize()
+        progress(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=60))
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
-    scores = score_token_sequences(model, sequences, pad_id=0, batch_size=args.batch_size)
+    scores = score_token_sequences(model, sequences, pad_id=0, batch_size=args.batch_size, **chunk)
     torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     tokens = sum(len(s.logp) for s in scores)
@@ -78,7 +90,9 @@ def main(argv: list[str] | None = None) -> dict:
     achieved = flops / seconds / 1e12
     figures = {
         "benchmark": "probes_gpu", "ran": True, "device": name, "dtype": "bfloat16", "parameters": params,
+        "attention": getattr(model.config, "_attn_implementation", None),
         "sequences": args.sequences, "length": args.length, "batch_size": args.batch_size,
+        "vocab_chunk_elements": args.vocab_chunk,
         "tokens_per_s": round(2 * tokens / seconds), "scored_tokens_per_s": round(tokens / seconds),
         "seconds": round(seconds, 2), "achieved_tflops": round(achieved, 1), "peak_bf16_tflops": peak,
         "share_of_peak": round(achieved / peak, 3) if peak else None,

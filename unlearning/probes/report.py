@@ -19,7 +19,8 @@ class ProbeConfig(BaseModel):
     alpha: float = Field(0.01, gt=0.0, lt=1.0, description="family-wise false-flag rate per record")
     k_fraction: float = Field(0.2, gt=0.0, le=1.0, description="Min-K%++: share of lowest tokens averaged")
     batch_size: int = Field(32, ge=1, le=4096, description="sequences per forward pass")
-    vocab_chunk_elements: int = Field(1 << 24, ge=1024, description="logit elements held at once")
+    vocab_chunk_elements: int | None = Field(
+        None, ge=1024, description="logit elements held at once (default: 16M on the CPU, more on a GPU)")
     context: int | None = Field(None, ge=2, description="window length; default: the model's context")
     exposure_candidates: int = Field(999, ge=1, le=1_000_000, description="random look-alikes per secret")
     exposure_seed: int = Field(0, ge=0)
