@@ -76,6 +76,12 @@ class SubjectKeyer:
         message = f"{kind.value}:{normalize_identifier(kind, value)}".encode()
         return hmac.new(self._pepper, message, hashlib.sha256).hexdigest()
 
+    def tag(self, purpose: str, value: str) -> str:
+        """HMAC-SHA256 (hex) of `value` for another purpose than a subject key (e.g. idempotency keys)."""
+        if not purpose or ":" in purpose:
+            raise ValueError(f"purpose must be a non-empty name without ':', got {purpose!r}")
+        return hmac.new(self._pepper, f"tag:{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+
     def keys(self, identifiers: dict[str, str]) -> dict[str, str]:
         """Keys of several identifiers by kind; empty values are skipped."""
         return {kind: self.key(kind, value) for kind, value in identifiers.items() if value}
