@@ -11,3 +11,15 @@ class ConfigurationError(ErasureError):
 
 class Neo4jServerError(ErasureError):
     """The local Neo4j server could not be built, started or stopped."""
+
+
+class RequestNotFoundError(ErasureError):
+    """No erasure request with that id."""
+
+
+class RequestConflictError(ErasureError):
+    """An idempotency key already names a different request."""
+
+
+class ReviewPendingError(ErasureError):
+    """The request waits for a person to decide on borderline near-duplicates."""

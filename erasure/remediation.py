@@ -30,7 +30,7 @@ from lineage.models import Adapter, Edge, FineTuneRun
 from lineage.store import GraphStore, queries
 from lineage.store.writers import LineageWriter
 
-__all__ = ["RemedyRecord", "adapter_node", "path_of", "remedy_adapter"]
+__all__ = ["RemedyRecord", "adapter_node", "delete_weights", "path_of", "remedy_adapter", "replacement_of"]
 
 CODE_VERSION = "lethe-0.1.0"
 RETAIN_SAMPLE = 256  # retained records used by retain terms and the utility figures
@@ -56,6 +56,8 @@ class RemedyRecord:
     before: object = None  # ProbeReport of the old adapter
     after: object = None  # ProbeReport of the new adapter
     utility: dict = field(default_factory=dict)
+    remedy_id: str | None = None
+    old_manifest: dict | None = None  # dataset version id, manifest root and size the old adapter trained on
 
 
 def path_of(uri: str) -> Path:
@@ -113,8 +115,17 @@ def _fresh_dir(graph: GraphStore, path: Path) -> Path:
 
 def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, record_ids: Sequence[str],
                    method: str = "retrain", config: Mapping | None = None, *, escalate: bool = True,
-                   probe_config=None, on_step: Callable[[int, int, float], None] | None = None) -> RemedyRecord:
-    """Remove `record_ids` from the served adapter at `adapter_dir`; returns what was done and the probes."""
+                   probe_config=None, on_step: Callable[[int, int, float], None] | None = None,
+                   before=None, probe_only: bool = False, remedy_id: str | None = None,
+                   before_commit: Callable[[RemedyRecord, list[tuple[str, Path]]], None] | None = None
+                   ) -> RemedyRecord:
+    """Remove `record_ids` from the served adapter at `adapter_dir`; returns what was done and the probes.
+
+    `before`: the old adapter's probe report when the caller already has it (same probe config);
+    `probe_only`: stop after that probe (the record then holds `before` only).
+    `before_commit(record, old_weights)`: called with the finished record just before the lineage
+    transaction, so a caller can persist it and tell after a crash whether the commit happened.
+    """
     from unlearning.methods.base import RemedyInput
     from unlearning.methods.registry import get_method, parse_config
     from unlearning.methods.remedy import remediate
@@ -136,6 +147,8 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
     trained = {rid for s in plan.shards for rid, _ in s.records}
     scope = [rid for rid in dict.fromkeys(record_ids) if rid in trained]
     record = RemedyRecord(old_adapter=old["id"], method=method)
+    record.old_manifest = {"dataset_version": plan.version.id, "root": plan.manifest.root,
+                           "size": len(plan.manifest.leaves)}
     if not scope:
         record.noop_reason = (f"none of the {len(set(record_ids))} record(s) are in the training manifest of "
                               f"{plan.version.id}: the adapter never trained on them, nothing to forget")
@@ -155,7 +168,9 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
         return probe_adapter(open_probe_model(settings.base_model, path), forget, holdout, probe_config,
                              secrets=secrets)
 
-    record.before = probe(adapter_dir)
+    record.before = before if before is not None else probe(adapter_dir)
+    if probe_only:
+        return record
 
     def make_input(name: str) -> RemedyInput:
         if name == "retrain":
@@ -186,8 +201,12 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
     record.new_dataset_version = derived.version.id if exact else None
     affected = _affected_shard_adapters(graph, old["id"], plan, set(scope)) if exact else []
     record.utility = _utility(settings.base_model, adapter_dir, final.outcome.adapter_dir, retain, holdout)
+    record.remedy_id = remedy_id
+    old_weights = [(old["id"], adapter_dir)] + affected
+    if before_commit is not None:
+        before_commit(record, old_weights)
     _write_lineage(graph, record, old, derived if exact else None, plan, final.outcome, affected, settings)
-    record.deleted_weights = _delete_weights(graph, [(old["id"], adapter_dir)] + affected)
+    record.deleted_weights = delete_weights(graph, old_weights)
     return record
 
 
@@ -246,14 +265,14 @@ def _write_lineage(graph: GraphStore, record: RemedyRecord, old: dict, derived: 
         writer.edges("MERGED_INTO", [Edge(source=a.id, target=served.id) for a in shard_adapters])
         writer.edges("REPLACES", [Edge(source=served.id, target=old["id"],
                                        props={"reason": "erasure", "method": outcome.method,
-                                              "kind": outcome.kind.value})])
+                                              "kind": outcome.kind.value, "remedy": record.remedy_id or ""})])
         tx.run("MATCH (o:Adapter {id: $old})-[d:DEPLOYED_TO]->(dep:Deployment) MATCH (n:Adapter {id: $new}) "
                "MERGE (n)-[:DEPLOYED_TO]->(dep) DELETE d", old=old["id"], new=served.id)
         tx.run("MATCH (a:Adapter) WHERE a.id IN $ids SET a.state = 'quarantined', a.quarantined_at = $now",
                ids=[old["id"]] + [aid for aid, _ in affected], now=now)
 
 
-def _delete_weights(graph: GraphStore, adapters: list[tuple[str, Path]]) -> list[dict]:
+def delete_weights(graph: GraphStore, adapters: list[tuple[str, Path]]) -> list[dict]:
     """Delete quarantined adapters' files, recording each deletion with the files' digest; idempotent."""
     from unlearning.base_model import model_dir_sha256
 
@@ -277,3 +296,10 @@ def _affected_shard_adapters(graph: GraphStore, served_id: str, plan: DatasetPla
                       "MATCH (run)-[:PRODUCED]->(a:Adapter)-[:MERGED_INTO]->(:Adapter {id: $served}) "
                       "RETURN DISTINCT a.id AS id, a.uri AS uri", shards=touched, served=served_id)
     return [(row["id"], path_of(row["uri"])) for row in rows]
+
+
+def replacement_of(graph: GraphStore, old_adapter: str, remedy_id: str) -> str | None:
+    """The adapter that replaced `old_adapter` in remedy `remedy_id`, if that remedy's lineage was committed."""
+    rows = graph.read("MATCH (n:Adapter)-[r:REPLACES]->(:Adapter {id: $old}) WHERE r.remedy = $remedy "
+                      "RETURN n.id AS id", old=old_adapter, remedy=remedy_id)
+    return rows[0]["id"] if rows else None

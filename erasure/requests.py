@@ -19,7 +19,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
 
-from erasure.errors import ErasureError
+from erasure.errors import RequestConflictError, RequestNotFoundError
 from lineage.keys import IdentifierKind, SubjectKeyer
 from lineage.models import ErasureRequest
 from lineage.store import GraphStore
@@ -31,14 +31,6 @@ __all__ = ["ErasureIntake", "FiledRequest", "Regime", "RequestConflictError", "R
 
 RequestId = Annotated[str, StringConstraints(pattern=r"^er-[0-9a-f]{24}$")]
 Handle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-
-
-class RequestConflictError(ErasureError):
-    """An idempotency key already names a different request."""
-
-
-class RequestNotFoundError(ErasureError):
-    """No request with that id."""
 
 
 class Regime(StrEnum):

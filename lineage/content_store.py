@@ -17,6 +17,8 @@ class ContentStore:
         self.path = path
         self._db = sqlite3.connect(path)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # Erased texts are overwritten with zeros, not just unlinked from the b-tree.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS content (id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, text TEXT NOT NULL)"
         )
@@ -48,6 +50,8 @@ class ContentStore:
         """Delete the texts of erased records; returns how many were present."""
         with self._db:
             cur = self._db.executemany("DELETE FROM content WHERE id = ?", [(i,) for i in ids])
+        # The write-ahead log still holds the pages as they were: fold it into the database and empty it.
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return cur.rowcount
 
     def close(self) -> None:

@@ -8,7 +8,6 @@ from erasure.demo_corpus import generate_corpus, write_jsonl
 from erasure.demo_models import build_demo_base_model
 from erasure.neo4j_server import LocalNeo4j
 from erasure.pipeline_runner import INGEST_ASSETS, TRAIN_ASSETS, materialize, register_batches
-from erasure.remediation import path_of as remediation_path
 from erasure.settings import Settings, demo_settings
 from lineage.keys import IdentifierKind
 from lineage.store import queries
@@ -54,7 +53,7 @@ def run_demo(settings: Settings, customers: int, seed: int) -> None:
         key = keyer.key(IdentifierKind.EMAIL, corpus.truth["customers"][0]["email"])
         console.print(f"[bold]5.[/] blast radius of customer #0 (email → subject key {key[:12]}…):")
         render.blast_radius(queries.blast_radius_of_subject(graph, [key]))
-        _probe_and_remedy(settings, graph, corpus)
+        _erase_one_customer(settings, graph, corpus)
         versions = queries.dataset_versions(graph)
     pepper = settings.pepper_file or "$LETHE_PEPPER"
     console.print(
@@ -66,33 +65,60 @@ def run_demo(settings: Settings, customers: int, seed: int) -> None:
     )
 
 
-def _memorized_customer(corpus, trained: set[str]) -> tuple[int, list[str]]:
-    """The first customer with a repeated canary ticket that was trained on, and their trained records."""
+def _memorized_customer(corpus, trained: set[str]) -> dict:
+    """The first customer with a repeated canary ticket that was trained on (fictitious, from the corpus)."""
     repeated = {rid for c in corpus.truth["canaries"] if c["repeated"] for rid in c["record_ids"]}
     for customer in corpus.truth["customers"]:
-        mine = [rid for rid in customer["record_ids"] if rid in trained]
-        if repeated & set(mine):
-            return customer["index"], mine
+        if repeated & (set(customer["record_ids"]) & trained):
+            return customer
     raise RuntimeError("the demo corpus has no trained repeated canary; use more customers")
 
 
-def _probe_and_remedy(settings: Settings, graph, corpus) -> None:
-    """Probe the served adapter for one customer's records, retrain without them, probe again."""
-    from erasure.probing import ProbeRequest, probe_records
-    from erasure.remediation import remedy_adapter
-    from unlearning.probes import ProbeConfig
+def _erase_one_customer(settings: Settings, graph, corpus) -> None:
+    """File an erasure request for one customer and run it: scope, blast radius, probes, retrain, attest, report."""
+    from datetime import datetime, timezone
 
-    served = graph.read("MATCH (a:Adapter {state: 'active'})-[:DEPLOYED_TO]->(:Deployment) RETURN a.uri AS uri")
-    adapter = remediation_path(served[0]["uri"])
+    from attestation import KeyRegistry, verify_bundle
+    from erasure.engine import file_and_scope, run_requests, step_results
+    from erasure.keyring import Keyring
+    from erasure.requests import ErasureIntake
+
     dataset = graph.read("MATCH (d:DatasetVersion) RETURN d.id AS id ORDER BY d.created_at DESC LIMIT 1")[0]["id"]
     plan = queries.dataset_plan(graph, dataset)
-    index, records = _memorized_customer(corpus, {rid for s in plan.shards for rid, _ in s.records})
-    with console.status(f"probing the served adapter for customer #{index}'s {len(records)} records…"):
-        report = probe_records(settings, graph, ProbeRequest(adapter, tuple(records), regurgitation=False),
-                               ProbeConfig(exposure_candidates=255, max_secrets_per_record=1, samples_per_prompt=2))
-    console.print(f"[bold]6.[/] probes of customer #{index}'s records on the served adapter:")
-    render.probe_report(report)
-    with console.status("remedy: retraining only the shard that held them, then probing again…"):
-        record = remedy_adapter(settings, graph, adapter, records, "retrain")
-    console.print("[bold]7.[/] exact remedy (retrain the affected shard, reuse the others):")
-    render.remedy_record(record)
+    customer = _memorized_customer(corpus, {rid for s in plan.shards for rid, _ in s.records})
+    intake = ErasureIntake.model_validate({
+        "identifiers": {"email": customer["email"], "name": customer["name"]}, "regime": "gdpr",
+        "received_at": datetime.now(timezone.utc), "requester": "legal-team", "idempotency_key":
+        f"demo-{customer['index']}"})
+    request, _ = file_and_scope(settings, graph, intake)
+    scope = step_results(settings.state_dir, request.id)["scope"]["result"]
+    reasons = {}
+    for record in scope["records"]:
+        for reason in record["reasons"]:
+            reasons[reason] = reasons.get(reason, 0) + 1
+    console.print(f"[bold]6.[/] legal filed request {request.id} (GDPR, due {request.due_at:%Y-%m-%d}) for "
+                  f"fictitious customer #{customer['index']}; scope: {len(scope['records'])} records "
+                  f"({', '.join(f'{n} {r}' for r, n in sorted(reasons.items()))})")
+    with console.status("engine: blast radius → probe → retrain the affected shard → probe → erase → attest…") as s:
+        outcome = run_requests(settings, graph, [request.id],
+                               on_event=lambda rid, what: s.update(f"{rid}: {what}…"))[0]
+    steps = step_results(settings.state_dir, request.id)
+    served = steps["blast_radius"]["result"]["served_adapters"]
+    console.print(f"[bold]7.[/] blast radius: {len(served)} served adapter(s), "
+                  f"{len(steps['blast_radius']['result']['shards'])} shard(s), "
+                  f"{len(steps['blast_radius']['result']['deployments'])} deployment(s)")
+    for adapter_id, report in steps["probe_before"]["result"]["adapters"].items():
+        console.print(f"    before: {len(report['flagged'])} of {len(report['records'])} scope records flagged on "
+                      f"{adapter_id}")
+    for remedy in steps["remedy"]["result"]["remedies"]:
+        retain = remedy["utility"].get("retain", {}).get("relative_change")
+        console.print(f"[bold]8.[/] remedy {remedy['method']} ({remedy['kind']}): {remedy['old_adapter']} → "
+                      f"{remedy['new_adapter']}, retained-record NLL {retain:+.2%}" if retain is not None else "")
+    for adapter_id, report in steps["probe_after"]["result"]["adapters"].items():
+        console.print(f"    after: {len(report['flagged'])} of {len(report['records'])} flagged on {adapter_id}")
+    keyring = Keyring.open(settings.state_dir)
+    verification = verify_bundle(outcome.bundle.read_bytes(), KeyRegistry.load(keyring.registry_path))
+    console.print(f"[bold]9.[/] verdict [bold]{outcome.verdict['status']}[/]; attestation {outcome.bundle} "
+                  f"verifies offline: {'yes' if verification.ok else 'NO: ' + str(verification.error)}")
+    console.print(f"    lethe attest verify {outcome.bundle} --keys {keyring.registry_path}")
+    console.print(f"[bold]10.[/] report: {outcome.report}")

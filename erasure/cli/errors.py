@@ -10,7 +10,8 @@ from typing import TypeVar
 import typer
 from rich.console import Console
 
-from erasure.errors import ConfigurationError, Neo4jServerError
+from erasure.errors import (ConfigurationError, ErasureError, Neo4jServerError, RequestNotFoundError,
+                            ReviewPendingError)
 from lineage.errors import (BatchRejectedError, ContentConflictError, ErasedContentError,
                             GraphUnavailableError, LineageError, NotFoundError, PepperError)
 from unlearning.errors import UnlearningError
@@ -27,11 +28,14 @@ _CODES: list[tuple[type[BaseException], int]] = [
     (GraphUnavailableError, EXIT_UNAVAILABLE),
     (Neo4jServerError, EXIT_UNAVAILABLE),
     (NotFoundError, EXIT_NOT_FOUND),
+    (RequestNotFoundError, EXIT_NOT_FOUND),
+    (ReviewPendingError, EXIT_BLOCKED),
     (BatchRejectedError, EXIT_BAD_INPUT),
     (ContentConflictError, EXIT_BAD_INPUT),
     (ErasedContentError, EXIT_BAD_INPUT),
     (PepperError, EXIT_BAD_INPUT),
     (ConfigurationError, EXIT_BAD_INPUT),
+    (ErasureError, EXIT_BAD_INPUT),
     (LineageError, EXIT_BAD_INPUT),
     (UnlearningError, EXIT_BAD_INPUT),
     (ValueError, EXIT_BAD_INPUT),

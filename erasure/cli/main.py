@@ -12,6 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from erasure import wiring
 from erasure.cli import render
 from erasure.cli.demo import run_demo
+from erasure.cli.attest import attest_app
+from erasure.cli.erase import erase_app
+from erasure.cli.erase import report as erase_report
 from erasure.cli.errors import EXIT_BLOCKED, fail, friendly_errors
 from erasure.ingestion import DatasetOptions, ingest_file, read_batch
 from erasure.neo4j_server import LocalNeo4j
@@ -25,11 +28,14 @@ app = typer.Typer(help="Lethe: which models learned from a person, and proof tha
 neo4j_app = typer.Typer(help="Run the local Neo4j 5.26 server (not needed when NEO4J_URI is set).",
                         no_args_is_help=True)
 app.add_typer(neo4j_app, name="neo4j")
+app.add_typer(erase_app, name="erase")
+app.add_typer(attest_app, name="attest")
+app.command("report")(erase_report)
 console = render.console
 
 
 # Commands that run without a pepper: server management, and the demo (which makes its own).
-NO_PEPPER_NEEDED = {"neo4j", "demo", "demo-data"}
+NO_PEPPER_NEEDED = {"neo4j", "demo", "demo-data", "attest"}
 
 
 @app.callback()
