@@ -5,6 +5,8 @@ import dagster as dg
 
 from assets import checks
 from assets.datasets import dataset_version, shards
+from assets.erasure_job import erasure_job
+from assets.erasure_sensor import make_erasure_sensor
 from assets.records import pii_scan, raw_records, record_batches
 from assets.resources import ModelStoreResource, Neo4jResource, SourceStoreResource
 from assets.sensors import make_batch_sensor
@@ -35,12 +37,13 @@ def build_resources(settings: Settings) -> dict:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    """Assets, checks, jobs, sensor and resources for one environment."""
+    """Assets, checks, jobs, sensors and resources for one environment."""
     return dg.Definitions(
         assets=[raw_records, pii_scan, shards, dataset_version, fine_tune, deployment],
         asset_checks=[checks.no_erased_records, checks.no_open_erasure_requests, checks.adapter_matches_graph],
-        jobs=[ingest_job, train_job],
-        sensors=[make_batch_sensor(ingest_job, str(settings.record_batches_dir.resolve()))],
+        jobs=[ingest_job, train_job, erasure_job],
+        sensors=[make_batch_sensor(ingest_job, str(settings.record_batches_dir.resolve())),
+                 make_erasure_sensor(erasure_job, str(settings.state_dir.resolve()))],
         resources=build_resources(settings),
     )
 

@@ -33,18 +33,23 @@ def scope_hashes(scope: dict) -> dict[str, str]:
 
 
 def _summary(report: dict, own: dict[str, str], reference_auc: float | None) -> dict:
-    """A ProbeReport (JSON) as the predicate's ProbeSummary, restricted to this request's records."""
+    """A ProbeReport (JSON) as the predicate's ProbeSummary, restricted to this request's records.
+
+    The report flags a record when one of its scores passes alpha / scores (Bonferroni per record). The
+    attestation speaks for the whole scope at once, so its threshold also divides by the records probed:
+    at alpha 0.01 and 15 records, per-record flags would call ~14% of perfect erasures incomplete.
+    """
+    probed = [r for r in report["records"] if r["record_id"] in own]
+    threshold = report["per_score_threshold"] / max(1, len(probed))
     records = []
     estimates = set()
-    for r in report["records"]:
-        if r["record_id"] not in own:
-            continue
+    for r in probed:
         scores = {k: float(v) for k, v in r["scores"].items() if isinstance(v, (int, float)) and math.isfinite(v)}
         p_values = [p["value"] for p in r["p_values"].values()]
         estimates.update(p["estimate"] for p in r["p_values"].values())
         records.append({"record_hash": own[r["record_id"]], "scores": scores,
                         "p_value": min(1.0, max(0.0, min(p_values))) if p_values else None,
-                        "flagged": bool(r["flagged"])})
+                        "flagged": bool(p_values) and min(p_values) < threshold})
     auc = report["auc"].get("ratio")
     auc_value = None
     if auc is not None and auc["forget"] >= 1 and auc["holdout"] >= 1:
@@ -54,8 +59,8 @@ def _summary(report: dict, own: dict[str, str], reference_auc: float | None) -> 
                      "n_scope": auc["forget"], "n_holdout": auc["holdout"], "reference_value": reference_auc}
     tail = "normal" if any(e.startswith("normal") for e in estimates) else "empirical"
     return {"adapter": report["adapter"], "adapter_sha256": report["adapter_sha256"],
-            "alpha": report["config"]["alpha"], "correction": "bonferroni", "tail_estimate": tail,
-            "thresholds": {s: report["per_score_threshold"] for s in report["scores"]},
+            "alpha": report["config"]["alpha"], "correction": "bonferroni over scores and scope records",
+            "tail_estimate": tail, "thresholds": {s: threshold for s in report["scores"]},
             "holdout": {s: {"n": max(1, int(report["holdout_stats"][s]["n"])),
                             "mean": float(report["holdout_stats"][s]["mean"]),
                             "std": float(report["holdout_stats"][s]["std"])} for s in report["scores"]},

@@ -104,6 +104,9 @@ def _config_tag(method: str, config: Mapping | None) -> str:
 
 def _fresh_dir(graph: GraphStore, path: Path) -> Path:
     """`path`, cleared of a leftover from a crashed run (never of an adapter the graph knows)."""
+    for staging in path.parent.glob(f".{path.name}.*"):
+        if staging.suffix in (".tmp", ".old") and staging.is_dir():
+            shutil.rmtree(staging)  # a crashed run's half-written copy (its weights may hold the scope's data)
     if path.exists():
         known = graph.read("MATCH (a:Adapter) WHERE a.uri STARTS WITH $prefix RETURN count(a) AS n",
                            prefix=path.resolve().as_uri())[0]["n"]

@@ -123,7 +123,10 @@ class ErasureIntake(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("received_at needs a timezone, e.g. 2026-11-25T09:00:00Z")
-        value = value.astimezone(timezone.utc)
+        try:
+            value = value.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError("received_at is out of range") from None
         if value > datetime.now(timezone.utc) + timedelta(minutes=5):
             raise ValueError("received_at is in the future")
         return value

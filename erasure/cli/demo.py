@@ -16,18 +16,18 @@ console = render.console
 BATCHES = 2
 
 
-def run_demo(settings: Settings, customers: int, seed: int) -> None:
-    """Neo4j, base model, corpus → Dagster (ingest, PII scan, shards, dataset, LoRA, deploy) → blast radius."""
+def prepare_demo(settings: Settings, customers: int, seed: int, say=console.print, status=console.status):
+    """Neo4j, the tiny base model, a corpus in batches, and Dagster's ingest and training; (settings, corpus)."""
     settings = demo_settings(settings)
     if settings.uses_local_server:
-        with console.status("starting the local Neo4j…"):
-            status = LocalNeo4j(settings).start()
-        console.print(f"[bold]1.[/] Neo4j is running at {status.uri}")
+        with status("starting the local Neo4j…"):
+            started = LocalNeo4j(settings).start()
+        say(f"[bold]1.[/] Neo4j is running at {started.uri}")
     if settings.base_model is None:
-        with console.status("building the tiny base model (cached after the first run)…"):
+        with status("building the tiny base model (cached after the first run)…"):
             base = build_demo_base_model(settings.model_store_dir / "base-tiny")
         settings = settings.model_copy(update={"base_model": base})
-    console.print(f"[bold]2.[/] base model: {settings.base_model}")
+    say(f"[bold]2.[/] base model: {settings.base_model}")
 
     corpus = generate_corpus(customers=customers, seed=seed)
     size = -(-len(corpus.records) // BATCHES)
@@ -36,17 +36,22 @@ def run_demo(settings: Settings, customers: int, seed: int) -> None:
         name = f"tickets-{i + 1}.jsonl"
         write_jsonl(corpus.records[i * size:(i + 1) * size], settings.record_batches_dir / name)
         names.append(name)
-    console.print(f"[bold]3.[/] {len(corpus.records)} support tickets of {customers} fictitious customers "
-                  f"in {BATCHES} batches under {settings.record_batches_dir}")
+    say(f"[bold]3.[/] {len(corpus.records)} support tickets of {customers} fictitious customers "
+        f"in {BATCHES} batches under {settings.record_batches_dir}")
 
     register_batches(settings, names)
     for name in names:
-        with console.status(f"Dagster: raw_records + pii_scan [{name}]…"):
+        with status(f"Dagster: raw_records + pii_scan [{name}]…"):
             materialize(settings, INGEST_ASSETS, partition=name)
-    with console.status("Dagster: shards → dataset_version → fine_tune (LoRA per shard) → deployment…"):
+    with status("Dagster: shards → dataset_version → fine_tune (LoRA per shard) → deployment…"):
         materialize(settings, TRAIN_ASSETS)
-    console.print(f"[bold]4.[/] Dagster materialized every asset (instance: {settings.dagster_home})")
+    say(f"[bold]4.[/] Dagster materialized every asset (instance: {settings.dagster_home})")
+    return settings, corpus
 
+
+def run_demo(settings: Settings, customers: int, seed: int) -> None:
+    """Neo4j, base model, corpus → Dagster (ingest, PII scan, shards, dataset, LoRA, deploy) → blast radius."""
+    settings, corpus = prepare_demo(settings, customers, seed)
     keyer = wiring.subject_keyer(settings)
     with wiring.open_graph(settings) as graph:
         console.print(render.counts_table("Graph", queries.graph_counts(graph)))
@@ -65,7 +70,7 @@ def run_demo(settings: Settings, customers: int, seed: int) -> None:
     )
 
 
-def _memorized_customer(corpus, trained: set[str]) -> dict:
+def memorized_customer(corpus, trained: set[str]) -> dict:
     """The first customer with a repeated canary ticket that was trained on (fictitious, from the corpus)."""
     repeated = {rid for c in corpus.truth["canaries"] if c["repeated"] for rid in c["record_ids"]}
     for customer in corpus.truth["customers"]:
@@ -85,7 +90,7 @@ def _erase_one_customer(settings: Settings, graph, corpus) -> None:
 
     dataset = graph.read("MATCH (d:DatasetVersion) RETURN d.id AS id ORDER BY d.created_at DESC LIMIT 1")[0]["id"]
     plan = queries.dataset_plan(graph, dataset)
-    customer = _memorized_customer(corpus, {rid for s in plan.shards for rid, _ in s.records})
+    customer = memorized_customer(corpus, {rid for s in plan.shards for rid, _ in s.records})
     intake = ErasureIntake.model_validate({
         "identifiers": {"email": customer["email"], "name": customer["name"]}, "regime": "gdpr",
         "received_at": datetime.now(timezone.utc), "requester": "legal-team", "idempotency_key":

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from erasure import wiring
 from erasure.cli import render
 from erasure.cli.demo import run_demo
+from erasure.cli.api import api_app
 from erasure.cli.attest import attest_app
 from erasure.cli.erase import erase_app
 from erasure.cli.erase import report as erase_report
@@ -30,12 +31,13 @@ neo4j_app = typer.Typer(help="Run the local Neo4j 5.26 server (not needed when N
 app.add_typer(neo4j_app, name="neo4j")
 app.add_typer(erase_app, name="erase")
 app.add_typer(attest_app, name="attest")
+app.add_typer(api_app, name="api")
 app.command("report")(erase_report)
 console = render.console
 
 
 # Commands that run without a pepper: server management, and the demo (which makes its own).
-NO_PEPPER_NEEDED = {"neo4j", "demo", "demo-data", "attest"}
+NO_PEPPER_NEEDED = {"neo4j", "demo", "demo-data", "attest", "api"}  # api serve checks its own
 
 
 @app.callback()

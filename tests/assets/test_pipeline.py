@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
-from erasure.demo_corpus import generate_corpus, write_jsonl
-from erasure.settings import Settings
+from erasure.demo_corpus import generate_corpus
 from lineage.content_store import ContentStore
 from lineage.store.writers import LineageWriter
+from tests.pipeline_support import PEPPER, materialized_pipeline
 
-PEPPER = "cd" * 32
 # A small corpus gives each of the 4 shards few steps per epoch: train longer than the demo does.
 # A quarter held out: the probes calibrate against the holdout, and ~60 records make its tails usable.
 TRAIN_CONFIG = {"ops": {"fine_tune": {"config": {"epochs": 20}}, "shards": {"config": {"holdout_fraction": 0.25}}}}
@@ -27,32 +25,9 @@ def corpus():
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, neo4j_server, session_graph, tiny_base_model, corpus):
     """Materialize every asset once: two batch partitions, then shards → … → deployment."""
-    from assets.definitions import build_definitions
-
-    session_graph.clear_all()
-    state = tmp_path_factory.mktemp("pipeline-state")
-    batches = state / "batches"
-    half = len(corpus.records) // 2
-    write_jsonl(corpus.records[:half], batches / "batch-1.jsonl")
-    write_jsonl(corpus.records[half:], batches / "batch-2.jsonl")
-    env = {"LETHE_STATE_DIR": str(state), "NEO4J_URI": neo4j_server.resolved_neo4j_uri(),
-           "NEO4J_PASSWORD": neo4j_server.resolved_neo4j_password(), "LETHE_PEPPER": PEPPER,
-           "LETHE_BASE_MODEL": str(tiny_base_model)}
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        settings = Settings()
-        defs = build_definitions(settings)
-        (state / "dagster").mkdir()
-        with dg.instance_for_test(temp_dir=str(state / "dagster")) as instance:
-            instance.add_dynamic_partitions("record_batches", ["batch-1.jsonl", "batch-2.jsonl"])
-            ingest = defs.resolve_job_def("ingest_batch")
-            for key in ("batch-1.jsonl", "batch-2.jsonl"):
-                assert ingest.execute_in_process(partition_key=key, instance=instance).success
-            train = defs.resolve_job_def("train_adapters").execute_in_process(instance=instance, run_config=TRAIN_CONFIG)
-            assert train.success
-            yield {"settings": settings, "defs": defs, "instance": instance, "train": train, "state": state,
-                   "graph": session_graph, "env": env}
+    with materialized_pipeline(tmp_path_factory.mktemp("pipeline-state"), neo4j_server, session_graph,
+                               tiny_base_model, corpus, TRAIN_CONFIG) as pipeline:
+        yield pipeline
 
 
 def output(result, step: str):

@@ -1,0 +1,52 @@
+"""The HTTP API of the erasure engine: `create_app` builds it from settings and a token store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from erasure import wiring
+from erasure.api import routes_auditor, routes_engineer, routes_legal, routes_log
+from erasure.api.auth import TokenStore, default_token_path
+from erasure.api.errors import install_error_handlers
+from erasure.api.schemas import Health
+from erasure.api.services import Services
+from erasure.settings import Settings
+
+DESCRIPTION = """\
+Which models learned from a person, and proof that they no longer do.
+
+Every `/v1` route admits one role (`x-lethe-role` in each operation): **legal** files and follows
+erasure requests, **auditor** reads the register, attestations, reports, keys and the transparency
+log, **engineer** asks blast-radius and preflight questions. Send `Authorization: Bearer <token>`;
+`lethe api token create --role ROLE --name NAME` makes a token. Identifiers of a person only ever
+travel in request bodies, and no answer repeats them.
+"""
+
+
+def create_app(settings: Settings, tokens: TokenStore | None = None) -> FastAPI:
+    """The API app; refuses to build without a pepper, or without a token file (default in the state dir)."""
+    keyer = wiring.subject_keyer(settings)
+    if tokens is None:
+        tokens = TokenStore.load(default_token_path(settings.state_dir))
+    svc = Services(settings, tokens, keyer)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        svc.close()
+
+    app = FastAPI(title="Lethe erasure API", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.services = svc
+    install_error_handlers(app)
+    for module in (routes_legal, routes_auditor, routes_log, routes_engineer):
+        app.include_router(module.build_router())
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> Health:
+        """Liveness: answers without a token and without touching Neo4j."""
+        return Health()
+
+    return app

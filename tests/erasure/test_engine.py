@@ -1,0 +1,178 @@
+"""Erasure requests end to end on the Dagster pipeline's adapter: real Neo4j, Dagster, peft, Presidio, FAISS.
+
+One module-wide pipeline; the tests run in order on it: two requests coalesced into one remedy (each
+attested), then a request whose run is killed with SIGKILL during the remedy and run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from attestation import Bundle, KeyRegistry, verify_bundle
+from attestation.encoding import b64decode_strict
+from erasure.demo_corpus import generate_corpus
+from erasure.engine import file_and_scope, run_requests, step_results
+from erasure.requests import ErasureIntake, list_requests
+from lineage.content_store import ContentStore
+from tests.pipeline_support import materialized_pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN_CONFIG = {"ops": {"fine_tune": {"config": {"epochs": 12}}, "shards": {"config": {"holdout_fraction": 0.25}}}}
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return generate_corpus(customers=60, seed=11)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, neo4j_server, session_graph, tiny_base_model, corpus):
+    with materialized_pipeline(tmp_path_factory.mktemp("erasure-state"), neo4j_server, session_graph,
+                               tiny_base_model, corpus, TRAIN_CONFIG) as pipeline:
+        yield pipeline
+
+
+def trained_customers(pipeline, corpus) -> list[dict]:
+    plan = pipeline["train"].output_for_node("dataset_version")
+    trained = {rid for s in plan.shards for rid, _ in s.records}
+    return [c for c in corpus.truth["customers"] if len(set(c["record_ids"]) & trained) >= 3]
+
+
+def intake(customer: dict, key: str, received_at: datetime | None = None) -> ErasureIntake:
+    return ErasureIntake.model_validate({
+        "identifiers": {"email": customer["email"], "name": customer["name"]}, "regime": "gdpr",
+        "received_at": received_at or datetime.now(timezone.utc), "requester": "legal-team",
+        "idempotency_key": key})
+
+
+def served_adapters(graph) -> list[dict]:
+    return graph.read("MATCH (a:Adapter)-[:DEPLOYED_TO]->(:Deployment) RETURN a.id AS id, a.state AS state")
+
+
+def test_two_requests_share_one_remedy_and_each_gets_a_verified_attestation(pipeline, corpus):
+    settings, graph = pipeline["settings"], pipeline["graph"]
+    first, second = trained_customers(pipeline, corpus)[:2]
+    now = datetime.now(timezone.utc)
+    a, new = file_and_scope(settings, graph, intake(first, "case-1", now - timedelta(hours=2)))
+    again, new_again = file_and_scope(settings, graph, intake(first, "case-1", now - timedelta(hours=2)))
+    assert new and not new_again and again.id == a.id  # the same request filed twice is one request
+    b, _ = file_and_scope(settings, graph, intake(second, "case-2", now - timedelta(hours=1)))
+    old = served_adapters(graph)
+    outcomes = run_requests(settings, graph, [a.id, b.id])
+
+    assert [o.verdict["status"] for o in outcomes] == ["erased", "erased"], [o.verdict for o in outcomes]
+    remedies = [step_results(settings.state_dir, r.id)["remedy"]["result"]["remedies"] for r in (a, b)]
+    assert len(remedies[0]) == len(remedies[1]) == 1
+    assert remedies[0][0]["remedy_id"] == remedies[1][0]["remedy_id"]  # coalesced into one retrain
+    assert remedies[0][0]["coalesced_with"] == sorted([a.id, b.id])
+    new_served = served_adapters(graph)
+    assert len(new_served) == 1 and new_served[0]["id"] != old[0]["id"] and new_served[0]["state"] == "active"
+    old_state = graph.read("MATCH (o:Adapter {id: $id}) RETURN o.state AS state, o.deleted_files_sha256 AS sha",
+                           id=old[0]["id"])[0]
+    assert old_state["state"] == "deleted" and old_state["sha"]
+
+    registry = KeyRegistry.load(settings.state_dir / "attestation" / "registry.json")
+    for outcome, request in zip(outcomes, (a, b)):
+        report = verify_bundle(outcome.bundle.read_bytes(), registry)
+        assert report.ok, report.to_json()
+        predicate = report.statement.predicate
+        assert predicate.request.reference == request.id and predicate.method.kind == "exact"
+        assert predicate.scope.record_count >= 3 and predicate.manifests[0].non_inclusion
+        assert all(p.records_flagged == 0 for p in predicate.probes.after)
+        assert outcome.report.is_file() and "erased" in outcome.report.read_text(encoding="utf-8")
+        attestations = graph.read("MATCH (t:Attestation)-[:FOR]->(:ErasureRequest {id: $id}) "
+                                  "RETURN count(t) AS n", id=request.id)[0]["n"]
+        assert attestations == 1
+
+    # Independent DSSE verification (securesystemslib) of one envelope under the registry's key.
+    from securesystemslib.dsse import Envelope as SslibEnvelope
+    from securesystemslib.signer import SSlibKey
+
+    entry = next(e for e in json.loads(registry.to_json())["keys"] if e["purpose"] == "attestation")
+    key = SSlibKey.from_crypto(Ed25519PublicKey.from_public_bytes(b64decode_strict(entry["public_key"], "key")),
+                               keyid=entry["keyid"])
+    envelope = json.loads(Bundle.load(outcomes[0].bundle).to_json())["envelope"]
+    assert list(SslibEnvelope.from_dict(envelope).verify([key], 1)) == [entry["keyid"]]
+
+    # The scope's texts are gone from the content store; the records are tombstones in the graph.
+    scope_ids = [r["id"] for r in step_results(settings.state_dir, a.id)["scope"]["result"]["records"]
+                 if r["decision"] == "included"]
+    assert not ContentStore(settings.content_store_path).get_many(scope_ids)
+    states = graph.read("MATCH (r:Record) WHERE r.id IN $ids RETURN collect(DISTINCT r.state) AS s", ids=scope_ids)
+    assert states[0]["s"] == ["erased"]
+
+    # Running them again changes nothing: no second remedy, no second log entry.
+    log_size = len((settings.state_dir / "attestation" / "log" / "entries.bin").read_bytes())
+    again = run_requests(settings, graph, [a.id, b.id])
+    assert all(not o.steps_run for o in again)
+    assert len((settings.state_dir / "attestation" / "log" / "entries.bin").read_bytes()) == log_size
+
+
+def test_no_raw_identifier_of_an_erased_subject_is_left_anywhere_lethe_writes(pipeline, corpus):
+    settings, graph = pipeline["settings"], pipeline["graph"]
+    erased = [r for r in list_requests(settings.state_dir) if r.status.value == "closed"]
+    assert erased, "runs after the coalescing test"
+    first, second = trained_customers(pipeline, corpus)[:2]
+    needles = [v.encode() for c in (first, second) for v in (c["email"], c["name"], c["phone"])]
+    dump = json.dumps(graph.read("MATCH (n) RETURN labels(n) AS l, properties(n) AS p"), default=str)
+    dump += json.dumps(graph.read("MATCH ()-[r]->() RETURN type(r) AS t, properties(r) AS p"), default=str)
+    assert not [n for n in needles if n in dump.encode()]
+    hits = []
+    for path in settings.state_dir.rglob("*"):
+        if path.is_file() and not path.name.endswith((".safetensors", ".bin")) or path.name == "entries.bin":
+            data = path.read_bytes()
+            hits += [(str(path.relative_to(settings.state_dir)), n.decode()[:3] + "…") for n in needles if n in data]
+    # Everything: the run folders, attestations, the log, reports, logs, Dagster's storage, the content store
+    # and Lethe's own batch files (the erase step rewrote them without the subjects' records).
+    assert not hits, hits
+
+
+def test_killing_the_run_during_the_remedy_and_running_again_finishes_it_once(pipeline, corpus):
+    settings, graph, env = pipeline["settings"], pipeline["graph"], pipeline["env"]
+    customer = trained_customers(pipeline, corpus)[2]
+    request, _ = file_and_scope(settings, graph, intake(customer, "case-3"))
+    served_before = served_adapters(graph)[0]["id"]
+    store = settings.state_dir / "models" / "adapters"
+    known = {p.name for p in store.iterdir()}
+    child = subprocess.Popen([sys.executable, "-m", "erasure.cli.main", "erase", "run", request.id],
+                             cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and child.poll() is None:
+            if any(p.name.startswith(".") and p.name.endswith(".tmp") and p.name not in known for p in store.iterdir()):
+                break  # the retrain is writing its adapter
+            time.sleep(0.2)
+        assert child.poll() is None, "the run ended before the remedy could be interrupted"
+        time.sleep(1.0)
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    assert "attest" not in step_results(settings.state_dir, request.id)
+
+    outcome = run_requests(settings, graph, [request.id])[0]
+    assert outcome.verdict["status"] == "erased", outcome.verdict
+    replaced = graph.read("MATCH (n:Adapter)-[:REPLACES]->(:Adapter {id: $old}) RETURN n.id AS id",
+                          old=served_before)
+    assert len(replaced) == 1  # one new adapter, whatever the kill interrupted
+    served = served_adapters(graph)
+    assert [s["id"] for s in served] == [replaced[0]["id"]] and served[0]["state"] == "active"
+    assert graph.read("MATCH (t:Attestation)-[:FOR]->(:ErasureRequest {id: $id}) RETURN count(t) AS n",
+                      id=request.id)[0]["n"] == 1
+    entries = [json.loads(Bundle.load(settings.state_dir / "requests" / r.id / "attestation.bundle.json")
+                          .to_json())["log"]["index"] for r in list_requests(settings.state_dir)]
+    assert sorted(entries) == list(range(len(entries)))  # one log entry per request, none twice
+    leftovers = [p.name for p in store.iterdir() if p.name.endswith(".tmp")]
+    assert not leftovers, leftovers
