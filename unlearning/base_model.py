@@ -13,9 +13,13 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM,
                           PreTrainedModel, PreTrainedTokenizerFast)
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+from transformers.utils import logging as transformers_logging
 
 from unlearning.errors import BaseModelError, TrainingDataError, UnlearningError
 from unlearning.runtime import atomic_directory, encode_texts, fit_causal_lm, seed_everything, select_device
+
+# A "Loading weights" bar per adapter load buried the CLI's own progress (a remedy loads a dozen).
+transformers_logging.disable_progress_bar()
 
 __all__ = ["BUILD_MARKER", "build_tiny_base_model", "check_model_dir", "load_base_model", "model_dir_sha256"]
 

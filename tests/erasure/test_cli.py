@@ -114,3 +114,27 @@ def test_every_command_is_in_the_readme():
 def test_remedy_refuses_bad_methods_and_settings_before_any_work(env, tmp_path, args, message):
     result = run(env, "remedy", "--adapter", str(tmp_path), "--record", "t-1", *args)
     assert result.exit_code == 2 and message in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("document, message", [
+    ({"identifiers": {"email": "ada@example.com"}, "requester": "legal", "idempotency_key": "k1"}, "regime"),
+    ({"identifiers": {"email": "ada@example.com"}, "regime": "lgpd", "requester": "legal",
+      "idempotency_key": "k1"}, "regime"),
+    ({"identifiers": {"email": "ada@example.com"}, "regime": "gdpr", "requester": "legal", "idempotency_key": "k1",
+      "received_at": "2026-01-01T09:00:00"}, "timezone"),
+    ({"identifiers": {}, "regime": "gdpr", "requester": "legal", "idempotency_key": "k1"}, "at least one identifier"),
+    ({"identifiers": {"email": "not-an-email"}, "regime": "gdpr", "requester": "legal", "idempotency_key": "k1"},
+     "identifiers.email"),
+])
+def test_erase_file_refuses_a_bad_request_naming_the_field_never_the_value(env, tmp_path, document, message):
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(document))
+    result = run(env, "erase", "file", str(path))
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "ada@example.com" not in result.output and "not-an-email" not in result.output
+    assert not (tmp_path / "state" / "requests").exists()  # nothing filed
+
+
+def test_erase_status_of_an_unknown_request_says_how_to_list_them(env):
+    result = run(env, "erase", "status", "er-000000000000000000000000")
+    assert result.exit_code == 4 and "lethe erase list" in result.output, result.output

@@ -176,3 +176,24 @@ def test_killing_the_run_during_the_remedy_and_running_again_finishes_it_once(pi
     assert sorted(entries) == list(range(len(entries)))  # one log entry per request, none twice
     leftovers = [p.name for p in store.iterdir() if p.name.endswith(".tmp")]
     assert not leftovers, leftovers
+
+
+def test_a_remedy_that_fails_before_its_lineage_commit_leaves_the_old_adapter_served(pipeline, corpus):
+    from erasure.remediation import path_of, remedy_adapter
+
+    settings, graph = pipeline["settings"], pipeline["graph"]
+    served = graph.read("MATCH (a:Adapter)-[:DEPLOYED_TO]->(:Deployment) RETURN a.id AS id, a.uri AS uri")[0]
+    customer = trained_customers(pipeline, corpus)[3]
+    edges_before = graph.read("MATCH ()-[r]->() RETURN count(r) AS n")[0]["n"]
+    nodes_before = graph.read("MATCH (n) RETURN count(n) AS n")[0]["n"]
+
+    def crash(record, old_weights):
+        raise RuntimeError("injected failure just before the lineage transaction")
+
+    with pytest.raises(RuntimeError, match="injected failure"):
+        remedy_adapter(settings, graph, path_of(served["uri"]), customer["record_ids"], "gradient_ascent",
+                       {"steps": 2}, escalate=False, before_commit=crash)
+    assert graph.read("MATCH (n) RETURN count(n) AS n")[0]["n"] == nodes_before
+    assert graph.read("MATCH ()-[r]->() RETURN count(r) AS n")[0]["n"] == edges_before
+    after = graph.read("MATCH (a:Adapter)-[:DEPLOYED_TO]->(:Deployment) RETURN a.id AS id, a.state AS state")
+    assert after == [{"id": served["id"], "state": "active"}] and path_of(served["uri"]).is_dir()
