@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import time
 from datetime import datetime, timezone
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from erasure import wiring
     from erasure.cli.demo import memorized_customer, prepare_demo
+    from erasure.demo_models import build_demo_base_model
     from erasure.engine import file_and_scope, run_requests, step_results
     from erasure.neo4j_server import LocalNeo4j
     from erasure.requests import ErasureIntake
@@ -40,9 +42,11 @@ def main(argv: list[str] | None = None) -> dict:
         shutil.rmtree(STATE)
     base = bench_settings()
     # Its own state folder and port, so it never touches a developer's demo or the test server.
-    settings = base.model_copy(update={"state_dir": STATE, "local_bolt_port": base.local_bolt_port + 1})
+    model = build_demo_base_model(ROOT / ".lethe-bench" / "models" / "base-tiny")  # cached, shared with bench.unlearning
+    settings = base.model_copy(update={"state_dir": STATE, "local_bolt_port": base.local_bolt_port + 1,
+                                       "base_model": model})
     started = time.perf_counter()
-    settings, corpus = prepare_demo(settings, args.customers, args.seed, say=progress,
+    settings, corpus = prepare_demo(settings, args.customers, args.seed, say=_plain,
                                     status=lambda message: _Status(message))
     pipeline_seconds = time.perf_counter() - started
     with wiring.open_graph(settings) as graph:
@@ -75,6 +79,10 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(json.dumps(figures))
     return figures
+
+
+def _plain(message: str) -> None:
+    progress(re.sub(r"\[/?bold\]", "", message))
 
 
 class _Status:

@@ -314,8 +314,13 @@ def run_requests(settings: Settings, graph: GraphStore, request_ids: Sequence[st
         if request.status is RequestState.AWAITING_REVIEW:
             raise ReviewPendingError(f"request {request.id} waits for a review of its borderline near-duplicates: "
                                      f"`lethe erase review {request.id} --include ID --exclude ID`")
+        done = step_results(state, request.id)
         if request.status in (RequestState.CLOSED, RequestState.INCOMPLETE, RequestState.REJECTED) \
-                and "report" in step_results(state, request.id):
+                and "report" in done:
+            folder = request_dir(state, request.id)
+            outcomes[request.id] = RequestOutcome(request.id, request.status.value,
+                                                  done.get("attest", {}).get("result", {}).get("verdict"),
+                                                  folder / "attestation.bundle.json", folder / "report.html")
             continue
         if "scope" not in step_results(state, request.id):
             _scope_step(settings, graph, request, {})
@@ -374,6 +379,7 @@ def _remedy_all(settings: Settings, graph: GraphStore, requests: list[FiledReque
     from erasure.attesting import scope_hashes
 
     state = settings.state_dir
+    remedy_started = datetime.now(timezone.utc)
     steps = {r.id: step_results(state, r.id) for r in requests}
     by_adapter: dict[str, list[FiledRequest]] = {}
     adapters: dict[str, dict] = {}
@@ -400,13 +406,14 @@ def _remedy_all(settings: Settings, graph: GraphStore, requests: list[FiledReque
             for r in batch:
                 documents[r.id].append(document)
     for request in requests:
-        started = datetime.now(timezone.utc)
         done = [d for d in documents[request.id] if not d.get("noop_reason")]
         noop = [{"adapter": d["old_adapter"], "reason": d["noop_reason"]} for d in documents[request.id]
                 if d.get("noop_reason")]
         after = {d["new_adapter"]: d.pop("after") for d in [dict(x) for x in done] if d.get("after") is not None}
         remedies = [{k: v for k, v in d.items() if k not in ("before", "after")} for d in done]
-        _save_step(state, request.id, "remedy", started,
+        _save_step(state, request.id, "remedy", remedy_started,
                    {"remedies": remedies, "noop": noop, "failed": failed[request.id]})
-        _save_step(state, request.id, "probe_after", started, {"adapters": after})
+        # The after-probes ran inside the remedies (their verdicts decide escalation); their own time:
+        probing = timedelta(seconds=sum(float(report.get("seconds", 0.0)) for report in after.values()))
+        _save_step(state, request.id, "probe_after", datetime.now(timezone.utc) - probing, {"adapters": after})
         outcomes[request.id].steps_run += ["remedy", "probe_after"]

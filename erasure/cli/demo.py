@@ -97,13 +97,13 @@ def _erase_one_customer(settings: Settings, graph, corpus) -> None:
         f"demo-{customer['index']}"})
     request, _ = file_and_scope(settings, graph, intake)
     scope = step_results(settings.state_dir, request.id)["scope"]["result"]
-    reasons = {}
-    for record in scope["records"]:
-        for reason in record["reasons"]:
-            reasons[reason] = reasons.get(reason, 0) + 1
+    included = [r for r in scope["records"] if r["decision"] == "included"]
+    owned = sum("owned" in r["reasons"] for r in included)
+    left_out = sum(r["decision"] == "excluded_borderline" for r in scope["records"])
     console.print(f"[bold]6.[/] legal filed request {request.id} (GDPR, due {request.due_at:%Y-%m-%d}) for "
-                  f"fictitious customer #{customer['index']}; scope: {len(scope['records'])} records "
-                  f"({', '.join(f'{n} {r}' for r, n in sorted(reasons.items()))})")
+                  f"fictitious customer #{customer['index']}; scope: {len(included)} records ({owned} their own, "
+                  f"{len(included) - owned} of others that mention them or copy theirs); {left_out} look-alike "
+                  "tickets of other customers left out (same template, nothing of theirs in common)")
     with console.status("engine: blast radius → probe → retrain the affected shard → probe → erase → attest…") as s:
         outcome = run_requests(settings, graph, [request.id],
                                on_event=lambda rid, what: s.update(f"{rid}: {what}…"))[0]

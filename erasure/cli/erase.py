@@ -186,7 +186,8 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
         print(json.dumps([row.model_dump(mode="json") for row in rows]))
         return
     table = Table(title="Erasure requests", title_justify="left")
-    for column in ("request", "regime", "status", "received", "deadline", "days left", "verdict"):
+    table.add_column("request", no_wrap=True)
+    for column in ("regime", "status", "received", "deadline", "days left", "verdict"):
         table.add_column(column)
     for row in rows:
         table.add_row(row.id, row.regime, row.status, f"{row.received_at:%Y-%m-%d}", f"{row.deadline:%Y-%m-%d}",
