@@ -15,7 +15,6 @@ from pathlib import Path
 
 from attestation import ErasurePredicate, build_statement, make_bundle, scope_root, sign_statement, subject
 from erasure.requests import FiledRequest, request_dir, write_json_atomic
-from lineage.merkle import Manifest
 from lineage.models import Attestation, Edge
 from lineage.store import GraphStore, queries
 from lineage.store.writers import LineageWriter
@@ -134,8 +133,6 @@ def build_predicate(graph: GraphStore, request: FiledRequest, steps: dict[str, d
             manifests.append(change)
             reasons.extend(why)
             subjects.update(files)
-    for failure in remedy.get("failed", []):
-        reasons.append(f"adapter {failure['adapter']} was not remedied: {failure['reason']}")
     kinds = {k for _, k, _ in methods}
     if methods:
         name, kind, config = methods[0]

@@ -388,7 +388,6 @@ def _remedy_all(settings: Settings, graph: GraphStore, requests: list[FiledReque
             by_adapter.setdefault(adapter["id"], []).append(request)
             adapters[adapter["id"]] = adapter
     documents: dict[str, list[dict]] = {r.id: [] for r in requests}
-    failed: dict[str, list[dict]] = {r.id: [] for r in requests}
     for adapter_id, group in sorted(by_adapter.items()):
         group = sorted(group, key=lambda r: (r.received_at, r.id))
         while group:
@@ -412,7 +411,7 @@ def _remedy_all(settings: Settings, graph: GraphStore, requests: list[FiledReque
         after = {d["new_adapter"]: d.pop("after") for d in [dict(x) for x in done] if d.get("after") is not None}
         remedies = [{k: v for k, v in d.items() if k not in ("before", "after")} for d in done]
         _save_step(state, request.id, "remedy", remedy_started,
-                   {"remedies": remedies, "noop": noop, "failed": failed[request.id]})
+                   {"remedies": remedies, "noop": noop})
         # The after-probes ran inside the remedies (their verdicts decide escalation); their own time:
         probing = timedelta(seconds=sum(float(report.get("seconds", 0.0)) for report in after.values()))
         _save_step(state, request.id, "probe_after", datetime.now(timezone.utc) - probing, {"adapters": after})
