@@ -13,8 +13,9 @@ import math
 from datetime import datetime, timezone
 from pathlib import Path
 
-from attestation import ErasurePredicate, build_statement, make_bundle, scope_root, sign_statement, subject
-from erasure.requests import FiledRequest, request_dir, write_json_atomic
+from attestation import (ErasurePredicate, build_statement, file_sha256, make_bundle, parse_checkpoint, scope_root,
+                         sign_statement, subject)
+from erasure.requests import FiledRequest, request_dir
 from lineage.models import Attestation, Edge
 from lineage.store import GraphStore, queries
 from lineage.store.writers import LineageWriter
@@ -195,7 +196,7 @@ def attest(state_dir: Path, graph: GraphStore, request: FiledRequest, steps: dic
     folder = request_dir(state_dir, request.id)
     predicate, subject_map = build_predicate(graph, request, steps, folder)
     model = ErasurePredicate.model_validate(predicate)
-    subjects = [subject(name, value if isinstance(value, str) else _file_sha256(value))
+    subjects = [subject(name, value if isinstance(value, str) else file_sha256(value))
                 for name, value in sorted(subject_map.items())]
     if not subjects:
         subjects = [subject(f"scope:{request.id}", model.scope.root)]
@@ -207,7 +208,7 @@ def attest(state_dir: Path, graph: GraphStore, request: FiledRequest, steps: dic
     if index is None:
         index = log.append(envelope)
     note = log.latest_checkpoint()
-    if note is None or _checkpoint_size(note) <= index:
+    if note is None or parse_checkpoint(note).checkpoint.size <= index:
         note = log.sign_checkpoint(keyring.log_keys, now=datetime.now(timezone.utc)).to_text()
     bundle = make_bundle(envelope, log, note)
     bundle_path = folder / "attestation.bundle.json"
@@ -221,18 +222,5 @@ def attest(state_dir: Path, graph: GraphStore, request: FiledRequest, steps: dic
     result = {"bundle": bundle_path.name, "envelope_sha256": envelope_sha, "log_index": index,
               "verdict": model.verdict.model_dump(), "registry": str(keyring.registry_path),
               "subjects": {s.name: s.digest.sha256 for s in subjects}}
-    write_json_atomic(folder / "attestation.summary.json", result)
     return result
-
-
-def _checkpoint_size(note: str) -> int:
-    from attestation import parse_checkpoint
-
-    return parse_checkpoint(note).checkpoint.size
-
-
-def _file_sha256(path: Path) -> str:
-    from attestation import file_sha256
-
-    return file_sha256(path)
 

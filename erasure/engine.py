@@ -204,8 +204,7 @@ def _run_remedy(settings: Settings, graph: GraphStore, adapter: dict, record_ids
             pending.unlink()
             return document
         pending.unlink()  # it never committed: the old adapter is still served; start again
-    method_config = parse_config(options.method, options.config)
-    config = method_config.model_dump(mode="json") if hasattr(method_config, "model_dump") else dict(options.config or {})
+    config = parse_config(options.method, options.config).model_dump(mode="json")
 
     def persist(record: RemedyRecord, old_weights: list[tuple[str, Path]]) -> None:
         chosen = config if not record.escalated else parse_config("retrain", None).model_dump(mode="json")
@@ -408,7 +407,7 @@ def _remedy_all(settings: Settings, graph: GraphStore, requests: list[FiledReque
         done = [d for d in documents[request.id] if not d.get("noop_reason")]
         noop = [{"adapter": d["old_adapter"], "reason": d["noop_reason"]} for d in documents[request.id]
                 if d.get("noop_reason")]
-        after = {d["new_adapter"]: d.pop("after") for d in [dict(x) for x in done] if d.get("after") is not None}
+        after = {d["new_adapter"]: d["after"] for d in done if d.get("after") is not None}
         remedies = [{k: v for k, v in d.items() if k not in ("before", "after")} for d in done]
         _save_step(state, request.id, "remedy", remedy_started,
                    {"remedies": remedies, "noop": noop})

@@ -43,7 +43,7 @@ class ScopeRecord:
     reasons: list[str]
     similarity: float | None = None
     matched: str | None = None  # the scope record a near-duplicate resembles
-    confirmation: str | None = None  # what confirmed a near-duplicate: shared_secret | near_verbatim | mention
+    confirmation: str | None = None  # what confirmed a near-duplicate: shared_secret | near_verbatim
     decision: str = "included"  # included | excluded_borderline | included_reviewed | excluded_reviewed
 
     @property

@@ -43,3 +43,10 @@ def configure_logging(state_dir: Path, level: int = logging.INFO) -> Path:
     root.setLevel(level)
     logging.getLogger("neo4j").setLevel(logging.WARNING)
     return path
+
+
+def cli_settings() -> Settings:
+    """The settings a command runs with, logging to the state folder's log file."""
+    settings = Settings()
+    configure_logging(settings.state_dir)
+    return settings

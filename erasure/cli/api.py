@@ -21,11 +21,6 @@ console = render.console
 TOKENS_HELP = "token file (default: <state_dir>/api-tokens.json)"
 
 
-def _settings() -> Settings:
-    settings = Settings()
-    wiring.configure_logging(settings.state_dir)
-    return settings
-
 
 @api_app.command("serve")
 @friendly_errors
@@ -36,7 +31,7 @@ def serve(port: int = typer.Option(8000, min=1, max=65535, help="port on 127.0.0
 
     from erasure.api import TokenStore, create_app
 
-    settings = _settings()
+    settings = wiring.cli_settings()
     store = TokenStore.load(tokens or default_token_path(settings.state_dir))
     app = create_app(settings, store)  # refuses to start without a pepper
     console.print(f"Lethe API on http://127.0.0.1:{port} ({len(store)} token(s)); OpenAPI at /docs")

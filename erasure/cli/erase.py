@@ -14,16 +14,10 @@ from rich.table import Table
 from erasure import wiring
 from erasure.cli import render
 from erasure.cli.errors import EXIT_BLOCKED, fail, friendly_errors
-from erasure.settings import Settings
 
 erase_app = typer.Typer(help="File, run and follow erasure requests (GDPR Art. 17, CCPA).", no_args_is_help=True)
 console = render.console
 
-
-def _settings() -> Settings:
-    settings = Settings()
-    wiring.configure_logging(settings.state_dir)
-    return settings
 
 
 def _intake(source: Path | None, email, phone, account, name, regime, received_at, requester, idempotency_key):
@@ -75,7 +69,7 @@ def file_(
     from erasure.engine import file_and_scope, step_results
 
     intake = _intake(source, email, phone, account, name, regime, received_at, requester, idempotency_key)
-    settings = _settings()
+    settings = wiring.cli_settings()
     with wiring.open_graph(settings) as graph, console.status("filing and resolving the scope…"):
         request, new = file_and_scope(settings, graph, intake, review=review)
     scope = step_results(settings.state_dir, request.id)["scope"]["result"]
@@ -107,7 +101,7 @@ def review(
     """Decide on a request's borderline near-duplicates; it can run once none is left."""
     from erasure.engine import review_scope
 
-    settings = _settings()
+    settings = wiring.cli_settings()
     with wiring.open_graph(settings) as graph:
         result = review_scope(settings, graph, request_id, include, exclude)
     console.print(f"included {len(result['included'])}, excluded {len(result['excluded'])}; "
@@ -130,7 +124,7 @@ def run(
 
     config = _parse_settings(set_)
     parse_config(method, config)  # an unknown method or a bad setting fails before any work
-    settings = _settings()
+    settings = wiring.cli_settings()
     options = EngineOptions(method=method, config=config, escalate=escalate,
                             coalesce_window=timedelta(hours=window_hours))
     with wiring.open_graph(settings) as graph, console.status("running…") as status:
@@ -156,7 +150,7 @@ def status(request_id: str = typer.Argument(...), as_json: bool = typer.Option(F
     from erasure.engine import STEPS, step_results
     from erasure.requests import load_request
 
-    settings = _settings()
+    settings = wiring.cli_settings()
     request = load_request(settings.state_dir, request_id)
     steps = step_results(settings.state_dir, request_id)
     if as_json:
@@ -181,7 +175,7 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     """The register: every request with its status and deadline."""
     from erasure.reporting import register
 
-    rows = register(_settings().state_dir)
+    rows = register(wiring.cli_settings().state_dir)
     if as_json:
         print(json.dumps([row.model_dump(mode="json") for row in rows]))
         return
@@ -201,20 +195,19 @@ def extend(request_id: str = typer.Argument(...), reason: str = typer.Option(...
     """Extend a request's deadline once, by the regime's extension."""
     from erasure.requests import extend_request
 
-    settings = _settings()
+    settings = wiring.cli_settings()
     with wiring.open_graph(settings) as graph:
         request = extend_request(settings.state_dir, graph, request_id, reason)
     console.print(f"{request.id}: deadline extended to {request.extended_due_at:%Y-%m-%d}")
 
 
+@friendly_errors
 def report(request_id: str = typer.Argument(..., help="the request to report on")) -> None:
     """Write a request's auditor report (HTML and JSON) and the register; print where they are."""
     from erasure.reporting import build_report, write_register
 
-    settings = _settings()
+    settings = wiring.cli_settings()
     paths = build_report(settings.state_dir, request_id)
     register_path = write_register(settings.state_dir)
     console.print(f"report: {paths.html}\njson: {paths.json}\nregister: {register_path}")
 
-
-report = friendly_errors(report)

@@ -48,17 +48,12 @@ def _require_pepper(ctx: typer.Context) -> None:
         Settings().load_pepper()
 
 
-def _settings() -> Settings:
-    settings = Settings()
-    wiring.configure_logging(settings.state_dir)
-    return settings
-
 
 @neo4j_app.command("start")
 @friendly_errors
 def neo4j_start() -> None:
     """Start the local Neo4j (idempotent); waits until Bolt answers and prints the URI."""
-    server = LocalNeo4j(_settings())
+    server = LocalNeo4j(wiring.cli_settings())
     with console.status("starting Neo4j (the first start builds the launcher with Maven)…"):
         status = server.start()
     console.print(f"Neo4j is running at [bold]{status.uri}[/] (pid {status.pid})")
@@ -68,7 +63,7 @@ def neo4j_start() -> None:
 @friendly_errors
 def neo4j_stop() -> None:
     """Stop the local Neo4j that Lethe started (never any other process)."""
-    stopped = LocalNeo4j(_settings()).stop()
+    stopped = LocalNeo4j(wiring.cli_settings()).stop()
     console.print("Neo4j stopped." if stopped else "No Neo4j started by Lethe is running here.")
 
 
@@ -76,7 +71,7 @@ def neo4j_stop() -> None:
 @friendly_errors
 def neo4j_status() -> None:
     """Say whether Neo4j answers, where, and which version it is."""
-    settings = _settings()
+    settings = wiring.cli_settings()
     if settings.uses_local_server:
         status = LocalNeo4j(settings).status()
         if not status.running:
@@ -104,7 +99,7 @@ def ingest(
     skip_erased: bool = typer.Option(False, help="drop records that match erased ones instead of refusing the file"),
 ) -> None:
     """Ingest records: hashes and subject keys go to the graph, text to the content store."""
-    settings = _settings()
+    settings = wiring.cli_settings()
     batch = read_batch(path, wiring.subject_keyer(settings))
     options = DatasetOptions(dataset, shards, holdout, seed, parent) if dataset else None
     with wiring.open_graph(settings) as graph, _progress() as progress:
@@ -138,7 +133,7 @@ def blast_radius(
     as_json: bool = typer.Option(False, "--json", help="print the whole subgraph as JSON"),
 ) -> None:
     """Which datasets, runs, adapters and deployments learned from a subject, records or a dataset."""
-    settings = _settings()
+    settings = wiring.cli_settings()
     identifiers = {IdentifierKind.EMAIL: subject_email, IdentifierKind.PHONE: subject_phone,
                    IdentifierKind.ACCOUNT: subject_id, IdentifierKind.NAME: subject_name}
     given = {k: v for k, v in identifiers.items() if v}
@@ -169,7 +164,7 @@ def preflight(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Is a dataset version safe to fine-tune on? Exit code 1 when it holds erased or requested data."""
-    with wiring.open_graph(_settings()) as graph:
+    with wiring.open_graph(wiring.cli_settings()) as graph:
         result = queries.preflight(graph, dataset)
     if as_json:
         print(json.dumps({**result.model_dump(), "ok": result.ok, "blocking_reasons": result.blocking_reasons}))
@@ -183,7 +178,7 @@ def preflight(
 @friendly_errors
 def datasets() -> None:
     """List dataset versions."""
-    with wiring.open_graph(_settings()) as graph:
+    with wiring.open_graph(wiring.cli_settings()) as graph:
         rows = queries.dataset_versions(graph)
     table = render.Table(title="Dataset versions", title_justify="left")
     for column in ("id", "name", "created", "shards", "manifest root"):
@@ -198,7 +193,7 @@ def datasets() -> None:
 @friendly_errors
 def tombstone(record_ids: list[str] = typer.Argument(..., help="ids of records to erase")) -> None:
     """Erase records from the lineage: keep their hashes (refused forever), drop their content."""
-    settings = _settings()
+    settings = wiring.cli_settings()
     with wiring.open_graph(settings) as graph:
         erased = LineageWriter(graph).tombstone(record_ids, datetime.now(timezone.utc))
     wiring.content_store(settings).delete_many([r["id"] for r in erased])
@@ -222,7 +217,7 @@ def probe(
     from erasure.probing import ProbeRequest, probe_records
     from unlearning.probes import ProbeConfig
 
-    settings = _settings()
+    settings = wiring.cli_settings()
     request = ProbeRequest(adapter=adapter, record_ids=tuple(record), dataset=dataset, exposure=exposure,
                            generate=generate)
     with wiring.open_graph(settings) as graph, console.status("probing (loading the models the first time)…"):
@@ -263,7 +258,7 @@ def remedy(
     from erasure.remediation import remedy_adapter
     from unlearning.methods.registry import parse_config
 
-    settings = _settings()
+    settings = wiring.cli_settings()
     parse_config(method, _parse_settings(set_))  # an unknown method or a bad setting fails before any work
     with wiring.open_graph(settings) as graph, _progress() as progress:
         task = progress.add_task(f"{method}: training steps", total=None)
@@ -302,7 +297,7 @@ def demo(
     seed: int = typer.Option(7),
 ) -> None:
     """Run the demo end to end on a generated corpus (makes its own pepper under .lethe/)."""
-    run_demo(_settings(), customers, seed)
+    run_demo(wiring.cli_settings(), customers, seed)
 
 
 if __name__ == "__main__":
