@@ -142,7 +142,11 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
     if settings.base_model is None:
         raise ConfigurationError("set LETHE_BASE_MODEL to the base model the adapter was trained on")
     store = settings.model_store_dir / "adapters"
-    store.mkdir(parents=True, exist_ok=True)
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"the model store {store} cannot be created ({exc.strerror}); a remedy writes the "
+                                 "new adapter there (fix its permissions or set LETHE_STATE_DIR)") from exc
     if not os.access(store, os.W_OK | os.X_OK):
         raise ConfigurationError(f"the model store {store} is not writable; a remedy writes the new adapter there "
                                  "(fix its permissions)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -220,6 +221,74 @@ def _scope_of(corpus, plan, customers: int) -> list[str]:
         rid in c["record_ids"] for can in corpus.truth["canaries"] if can["repeated"] for rid in can["record_ids"])]
     others = [c for c in corpus.truth["customers"] if c not in owners][:customers]
     return [rid for c in owners + others for rid in c["record_ids"] if rid in trained and rid not in held]
+
+
+def _remedy_in_child(settings, adapter: Path, scope: list[str], uid: int | None, conn) -> None:
+    """Run `remedy_adapter` in a forked child, as user `uid` when given; send back the error it raised."""
+    from erasure import wiring
+    from erasure.errors import ConfigurationError
+    from erasure.remediation import remedy_adapter
+
+    if uid is not None:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    graph = wiring.open_graph(settings, apply_schema=False)
+    try:
+        remedy_adapter(settings, graph, adapter, scope, "retrain")
+        conn.send(("finished", ""))
+    except ConfigurationError as exc:
+        conn.send(("ConfigurationError", str(exc)))
+    finally:
+        graph.close()
+
+
+def test_a_model_store_without_write_permission_is_refused_and_changes_nothing(pipeline, corpus):
+    """The remedy runs as a user who may not write the model store (root ignores permission bits, so a
+    root test session drops to `nobody` in a forked child): a clear error, the graph and the served
+    adapter untouched."""
+    import multiprocessing
+    import shutil
+    import tempfile
+
+    import erasure.remediation  # noqa: F401  imported before the fork: the child may not read the sources
+    import unlearning.base_model  # noqa: F401
+    import unlearning.methods.registry  # noqa: F401
+
+    graph, settings = pipeline["graph"], pipeline["settings"]
+    plan, served = output(pipeline["train"], "dataset_version"), output(pipeline["train"], "fine_tune")
+    uid = 65534 if os.geteuid() == 0 else None
+    root = Path(tempfile.mkdtemp(prefix="lethe-readonly-store-"))
+    try:
+        root.chmod(0o755)
+        adapter = root / "adapter"
+        shutil.copytree(served["path"], adapter)
+        for path in [adapter, *adapter.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        state = root / "state"
+        (state / "models" / "adapters").mkdir(parents=True)
+        state.chmod(0o777)  # the child may write its logs, not the model store
+        (state / "models" / "adapters").chmod(0o555)
+        nodes = graph.read("MATCH (n) RETURN count(n) AS n")[0]["n"]
+        edges = graph.read("MATCH ()-[r]->() RETURN count(r) AS n")[0]["n"]
+        receive, send = multiprocessing.Pipe(duplex=False)
+        child = multiprocessing.get_context("fork").Process(
+            target=_remedy_in_child,
+            args=(settings.model_copy(update={"state_dir": state}), adapter, _scope_of(corpus, plan, 4), uid, send))
+        child.start()
+        child.join(120)
+        assert child.exitcode == 0 and receive.poll(), child.exitcode
+        kind, message = receive.recv()
+        assert kind == "ConfigurationError" and "is not writable" in message and "fix its permissions" in message, \
+            (kind, message)
+        assert not any((state / "models" / "adapters").iterdir())
+    finally:
+        shutil.rmtree(root)
+    assert graph.read("MATCH (n) RETURN count(n) AS n")[0]["n"] == nodes
+    assert graph.read("MATCH ()-[r]->() RETURN count(r) AS n")[0]["n"] == edges
+    assert graph.read("MATCH (a:Adapter {id: $id}) RETURN a.state AS state", id=served["id"]) == \
+        [{"state": "active"}]
+    assert Path(served["path"]).is_dir()
 
 
 @pytest.mark.timeout(1200)
