@@ -214,11 +214,11 @@ def test_an_erased_record_back_from_a_stale_snapshot_blocks_fine_tune(pipeline):
 # --- remedies (last: they replace the served adapter and delete its weights) ------------------------------
 
 def _scope_of(corpus, plan, customers: int) -> list[str]:
-    """Records of the repeated-canary customers plus the next customers, trained ones only."""
+    """Trained records of one repeated-canary customer (a request erases one person) and `customers` others."""
     held = {rid for rid, _ in plan.holdout}
     trained = {rid for s in plan.shards for rid, _ in s.records}
     owners = [c for c in corpus.truth["customers"] if any(
-        rid in c["record_ids"] for can in corpus.truth["canaries"] if can["repeated"] for rid in can["record_ids"])]
+        rid in c["record_ids"] for can in corpus.truth["canaries"] if can["repeated"] for rid in can["record_ids"])][:1]
     others = [c for c in corpus.truth["customers"] if c not in owners][:customers]
     return [rid for c in owners + others for rid in c["record_ids"] if rid in trained and rid not in held]
 
@@ -307,9 +307,10 @@ def test_retrain_removes_the_records_and_keeps_the_rest(pipeline, corpus):
     assert 0.40 <= auc.value <= 0.60, auc
     exposures = [e for r in record.after.records for e in r.exposures if e.kind == "SECRET_CODE" and not e.control]
     assert exposures and max(e.exposure for e in exposures) < 7.0  # chance: P(>= 7 bits) = 1/128 per code
-    # Utility kept: the retained records' NLL no more than 2% worse. (It improves by ~2.5% here: the
-    # retrained shard no longer spends its steps on 16 copies of two canary tickets.)
-    assert record.utility["retain"]["relative_change"] <= 0.02, record.utility
+    # Utility kept: the retained records' mean NLL within 2% of the original adapter's, either way (-1.9%
+    # here: the retrained shard no longer spends steps on the 8 copies of the erased canary ticket; with
+    # both repeated-canary owners erased, 16 copies, it improved by 2.5%).
+    assert abs(record.utility["retain"]["relative_change"]) <= 0.02, record.utility
     # Only the shards that held scope records were retrained; the others were reused byte for byte.
     details = record.attempts[0]["details"]
     assert details["shards_retrained"]
