@@ -170,6 +170,41 @@ class LocalNeo4j:
         return True
 
 
+    def import_full(self, arguments: list[str], report_dir: Path, heap: str = "2g") -> str:
+        """Run Neo4j's offline importer (`neo4j-admin database import full`) into the stopped server's
+        default database, replacing its files; returns the importer's summary. The caller checks that the
+        database is empty first and stops the server."""
+        if self._pid() is not None:
+            raise Neo4jServerError("the local Neo4j is running; stop it before an offline import")
+        java = _require_tool("java", f"the Neo4j importer needs a Java {MIN_JAVA}+ runtime")
+        self.build()
+        cmd = [java, f"-Xmx{heap}", "-cp", self._classpath(), "org.neo4j.cli.AdminTool",
+               "database", "import", "full", "neo4j", "--overwrite-destination=true", "--id-type=string",
+               "--bad-tolerance=0", "--skip-bad-relationships=false",
+               "--skip-duplicate-nodes=false", f"--threads={max(1, os.cpu_count() or 1)}",
+               f"--report-file={report_dir / 'import.report'}", *arguments]
+        env = dict(os.environ, NEO4J_HOME=str(self.home), NEO4J_CONF=str(self.home / "conf"))
+        (self.home / "conf").mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+        output = (proc.stdout + proc.stderr).strip()
+        if proc.returncode != 0 or "IMPORT DONE" not in output:
+            # A failed import leaves the store files unusable; the caller checked the database was empty,
+            # so removing them loses nothing and the next start creates an empty database again.
+            self.drop_default_database_files()
+            lines = [line for line in output.splitlines() if line.strip() and not line.startswith(("..", "-.."))]
+            raise Neo4jServerError(f"the Neo4j importer failed (exit {proc.returncode}); the database is left "
+                                   "empty:\n" + "\n".join(lines[-6:]))
+        return output[output.index("IMPORT DONE"):].strip()
+
+    def drop_default_database_files(self) -> None:
+        """Remove the default database's store and transaction files (the server must be stopped)."""
+        if self._pid() is not None:
+            raise Neo4jServerError("the local Neo4j is running; stop it before removing database files")
+        for folder in (self.home / "data" / "databases" / "neo4j", self.home / "data" / "transactions" / "neo4j"):
+            if folder.exists():
+                shutil.rmtree(folder)
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"

@@ -97,15 +97,26 @@ def ingest(
     seed: int = typer.Option(0, help="seed of the holdout sample"),
     parent: str | None = typer.Option(None, help="dataset version this one derives from"),
     skip_erased: bool = typer.Option(False, help="drop records that match erased ones instead of refusing the file"),
+    bulk: bool = typer.Option(False, help="first load into an empty graph of Lethe's own Neo4j through the "
+                                          "offline importer (stops and restarts the server)"),
 ) -> None:
     """Ingest records: hashes and subject keys go to the graph, text to the content store."""
     settings = wiring.cli_settings()
     batch = read_batch(path, wiring.subject_keyer(settings))
     options = DatasetOptions(dataset, shards, holdout, seed, parent) if dataset else None
-    with wiring.open_graph(settings) as graph, _progress() as progress:
-        task = progress.add_task(f"ingesting {path.name}", total=len(batch.records))
-        outcome = ingest_file(batch, graph, wiring.content_store(settings), options, skip_erased,
-                              on_batch=lambda n: progress.advance(task, n))
+    if bulk:
+        from erasure.bulk_ingest import bulk_ingest_file
+
+        with console.status("bulk import") as status:
+            outcome, imported = bulk_ingest_file(settings, batch, wiring.content_store(settings), options,
+                                                 on_stage=lambda stage: status.update(f"bulk import: {stage}"))
+        stages = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in imported.seconds.items())
+        console.print(f"bulk import in {imported.total_seconds:.1f} s ({stages})")
+    else:
+        with wiring.open_graph(settings) as graph, _progress() as progress:
+            task = progress.add_task(f"ingesting {path.name}", total=len(batch.records))
+            outcome = ingest_file(batch, graph, wiring.content_store(settings), options, skip_erased,
+                                  on_batch=lambda n: progress.advance(task, n))
     report = outcome.report
     console.print(render.counts_table(f"Ingested {path}", {
         "records written": report.records, "already present": report.already_present,
