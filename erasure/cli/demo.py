@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from erasure import wiring
 from erasure.cli import render
 from erasure.demo_corpus import generate_corpus, write_jsonl
@@ -114,16 +116,29 @@ def _erase_one_customer(settings: Settings, graph, corpus) -> None:
                   f"{len(steps['blast_radius']['result']['deployments'])} deployment(s)")
     for adapter_id, report in steps["probe_before"]["result"]["adapters"].items():
         console.print(f"    before: {len(report['flagged'])} of {len(report['records'])} scope records flagged on "
-                      f"{adapter_id}")
+                      f"{adapter_id}; {_evidence(report)}")
     for remedy in steps["remedy"]["result"]["remedies"]:
         retain = remedy["utility"].get("retain", {}).get("relative_change")
         console.print(f"[bold]8.[/] remedy {remedy['method']} ({remedy['kind']}): {remedy['old_adapter']} → "
                       f"{remedy['new_adapter']}, retained-record NLL {retain:+.2%}" if retain is not None else "")
     for adapter_id, report in steps["probe_after"]["result"]["adapters"].items():
-        console.print(f"    after: {len(report['flagged'])} of {len(report['records'])} flagged on {adapter_id}")
+        console.print(f"    after: {len(report['flagged'])} of {len(report['records'])} flagged on {adapter_id}; "
+                      f"{_evidence(report)}")
     keyring = Keyring.open(settings.state_dir)
     verification = verify_bundle(outcome.bundle.read_bytes(), KeyRegistry.load(keyring.registry_path))
     console.print(f"[bold]9.[/] verdict [bold]{outcome.verdict['status']}[/]; attestation {outcome.bundle} "
                   f"verifies offline: {'yes' if verification.ok else 'NO: ' + str(verification.error)}")
     console.print(f"    lethe attest verify {outcome.bundle} --keys {keyring.registry_path}")
     console.print(f"[bold]10.[/] report: {outcome.report}")
+
+
+def _evidence(report: dict) -> str:
+    """AUC of the scope records vs the holdout, and the highest exposure of a trained secret (bits)."""
+    auc = report["auc"]["ratio"]
+    exposures = [e for r in report["records"] for e in r.get("exposures", []) if not e["control"]]
+    line = f"AUC vs holdout {auc['value']:.2f} [{auc['ci_low']:.2f}, {auc['ci_high']:.2f}]"
+    if exposures:
+        top = max(exposures, key=lambda e: e["exposure"])
+        line += (f", top secret exposure {top['exposure']:.1f} bits (max {math.log2(top['candidates'] + 1):.0f}: "
+                 "the true value ranked first)")
+    return line
