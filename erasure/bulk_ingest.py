@@ -44,7 +44,7 @@ class BulkImportReport:
         return sum(self.seconds.values())
 
 
-class EmptyDatasetLoad(BulkLoad):
+class EmptyGraphLoad(BulkLoad):
     """A `BulkLoad` that answers the ingest's look-ups for an empty graph (nothing known, nothing erased)."""
 
     def known_records(self, ids) -> dict[str, dict]:
@@ -121,7 +121,7 @@ def bulk_ingest_file(settings: Settings, batch: ParsedBatch, content: ContentSto
         raise ConfigurationError(f"--parent {dataset.parent!r}: a bulk import starts an empty graph, so there "
                                  "is no parent version to derive from; drop --parent")
     server = require_empty_local_graph(settings)
-    load = EmptyDatasetLoad()
+    load = EmptyGraphLoad()
     report = ingest_batch(batch, load, content)
     plan = None
     if dataset is not None:

@@ -233,14 +233,14 @@ def _remedy_in_child(settings, adapter: Path, scope: list[str], uid: int | None,
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-    graph = wiring.open_graph(settings, apply_schema=False)
     try:
-        remedy_adapter(settings, graph, adapter, scope, "retrain")
+        with wiring.open_graph(settings, apply_schema=False) as graph:
+            remedy_adapter(settings, graph, adapter, scope, "retrain")
         conn.send(("finished", ""))
     except ConfigurationError as exc:
         conn.send(("ConfigurationError", str(exc)))
-    finally:
-        graph.close()
+    except Exception as exc:  # reported to the parent, which fails the test with it
+        conn.send((type(exc).__name__, str(exc)))
 
 
 def test_a_model_store_without_write_permission_is_refused_and_changes_nothing(pipeline, corpus):
@@ -251,9 +251,17 @@ def test_a_model_store_without_write_permission_is_refused_and_changes_nothing(p
     import shutil
     import tempfile
 
-    import erasure.remediation  # noqa: F401  imported before the fork: the child may not read the sources
+    # Everything the child runs is imported before the fork: `nobody` may not read the sources (a clone
+    # under a 0700 temporary folder), and remedy_adapter imports lazily.
+    import erasure.remediation  # noqa: F401
     import unlearning.base_model  # noqa: F401
-    import unlearning.methods.registry  # noqa: F401
+    import unlearning.methods.base  # noqa: F401
+    import unlearning.methods.remedy  # noqa: F401
+    import unlearning.probes  # noqa: F401
+    from unlearning.methods.registry import get_method, parse_config
+
+    get_method("retrain")
+    parse_config("retrain", None)
 
     graph, settings = pipeline["graph"], pipeline["settings"]
     plan, served = output(pipeline["train"], "dataset_version"), output(pipeline["train"], "fine_tune")
