@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
@@ -171,6 +172,20 @@ class Edge(BaseModel):
     source: str
     target: str
     props: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+def kind_of(nodes: Sequence[Node], writer: str) -> type[Node]:
+    """The one node kind of a write call (writers take one kind per call, like one `MERGE` label)."""
+    kind = type(nodes[0])
+    if any(type(n) is not kind for n in nodes):
+        raise TypeError(f"{writer}.nodes takes nodes of one kind per call")
+    return kind
+
+
+def check_edge_type(type_: str) -> None:
+    """Refuse an edge type outside the vocabulary (it would be spliced into Cypher or an importer header)."""
+    if type_ not in EDGE_KINDS:
+        raise ValueError(f"unknown edge type {type_!r}; known: {', '.join(sorted(EDGE_KINDS))}")
 
 
 def node_row(node: Node) -> dict:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lineage.errors import NotFoundError
-from lineage.models import EDGE_KINDS, NODE_KINDS, Edge, Node, Subject, node_row
+from lineage.models import EDGE_KINDS, NODE_KINDS, Edge, Node, Subject, check_edge_type, kind_of, node_row
 from lineage.store.graph import WriteSummary
 
 _TYPES = {bool: "boolean", int: "long", float: "double", str: "string"}
@@ -93,9 +93,7 @@ class BulkLoad:
         """Add nodes of one kind; the same key twice keeps the first (like `MERGE ... ON CREATE`)."""
         if not nodes:
             return WriteSummary()
-        kind = type(nodes[0])
-        if any(type(n) is not kind for n in nodes):
-            raise TypeError("BulkLoad.nodes takes nodes of one kind per call")
+        kind = kind_of(nodes, "BulkLoad")
         table, before = self._nodes[kind.label], len(self._nodes[kind.label])
         for node in nodes:
             row = node_row(node)
@@ -111,8 +109,7 @@ class BulkLoad:
     def edges(self, type_: str, edges: Sequence[Edge],
               on_batch: Callable[[int], None] | None = None) -> WriteSummary:
         """Add edges of one type (ends are checked when the files are written)."""
-        if type_ not in EDGE_KINDS:
-            raise ValueError(f"unknown edge type {type_!r}; known: {', '.join(sorted(EDGE_KINDS))}")
+        check_edge_type(type_)
         table, before = self._edges[type_], len(self._edges[type_])
         for edge in edges:
             table.setdefault((edge.source, edge.target), {}).update(edge.props)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from lineage.errors import NotFoundError
-from lineage.models import EDGE_KINDS, NODE_KINDS, Edge, Node, node_row
+from lineage.models import EDGE_KINDS, NODE_KINDS, Edge, Node, check_edge_type, kind_of, node_row
 from lineage.store.graph import DEFAULT_BATCH_SIZE, GraphStore, WriteSummary
 
 # Labels, keys and relationship types below come only from the fixed vocabulary in
@@ -56,9 +56,7 @@ class LineageWriter:
         """Merge nodes of one kind on their key."""
         if not nodes:
             return WriteSummary()
-        kind = type(nodes[0])
-        if any(type(n) is not kind for n in nodes):
-            raise TypeError("LineageWriter.nodes takes nodes of one kind per call")
+        kind = kind_of(nodes, "LineageWriter")
         rows = [node_row(n) for n in nodes]
         return self.store.write_batches(_node_query(kind), rows, self.batch_size, on_batch=on_batch,
                                         tx=self.tx)
@@ -66,8 +64,7 @@ class LineageWriter:
     def edges(self, type_: str, edges: Sequence[Edge],
               on_batch: Callable[[int], None] | None = None) -> WriteSummary:
         """Merge edges of one type; a batch naming a missing node rolls back with NotFoundError."""
-        if type_ not in EDGE_KINDS:
-            raise ValueError(f"unknown edge type {type_!r}; known: {', '.join(sorted(EDGE_KINDS))}")
+        check_edge_type(type_)
         rows = [[e.source, e.target, e.props] for e in edges]
 
         def all_matched(batch: list[list], out: list[dict]) -> None:
