@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,10 @@ import torch.utils.deterministic
 
 __all__ = ["TokenBatch", "atomic_directory", "autocast", "compute_dtype", "encode_texts", "fit_causal_lm",
            "seed_everything", "select_device", "token_batches"]
+
+# peft reads transformers' deprecated `is_gradient_checkpointing` each time it wraps a model; the
+# FutureWarning is theirs to fix and says nothing about Lethe's run, so it is not printed.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 def select_device() -> torch.device:
