@@ -126,6 +126,25 @@ def test_exposure_is_within_bounds_and_seeded(probe_model):
         exposure_of(probe_model.model, probe_model.tokenizer, text, SecretSpan(0, len(text) + 5))
 
 
+def test_continuations_of_a_shared_prefix_score_as_the_full_sequences(probe_model):
+    from unlearning.probes.continuations import score_continuations
+    from unlearning.probes.scoring import score_token_sequences
+
+    tokenizer = probe_model.tokenizer
+    prefix = [tokenizer.bos_token_id] + tokenizer(TEXTS[1], add_special_tokens=False)["input_ids"]
+    tails = [tokenizer(f" code {v}", add_special_tokens=False)["input_ids"] for v in ("12", "4821-1177", "9", "77 x")]
+    tails.append(tails[1][:1])  # one token: scored from the prefix's last position alone
+    scored, ref = score_continuations(probe_model.model, prefix, tails, pad_id=0, batch_size=2)
+    full = score_token_sequences(probe_model.model, [prefix + t for t in tails], pad_id=0, batch_size=5)
+    for tail, a, r, f in zip(tails, scored, ref, full):
+        assert len(a) == len(tail)
+        np.testing.assert_allclose(a, f.logp[len(prefix) - 1:], atol=2e-5)
+        np.testing.assert_allclose(r, f.ref_logp[len(prefix) - 1:], atol=2e-5)
+    assert any(not np.allclose(a, r, atol=1e-3) for a, r in zip(scored, ref))  # the adapter pass is not the base's
+    with pytest.raises(ProbeInputError, match="at least one token"):
+        score_continuations(probe_model.model, prefix, [tails[0], []], pad_id=0)
+
+
 # --- calibration ---------------------------------------------------------------------------------------
 
 def test_p_values_are_empirical_inside_the_holdout_and_fitted_beyond_it():

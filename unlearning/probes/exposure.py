@@ -25,6 +25,7 @@ import numpy as np
 from scipy import stats
 
 from unlearning.errors import ProbeInputError
+from unlearning.probes.continuations import score_continuations
 from unlearning.probes.scoring import pad_token_id, score_token_sequences
 
 __all__ = ["ExposureResult", "SecretSpan", "candidate_values", "exposure_of", "space_size"]
@@ -100,7 +101,11 @@ def candidate_values(value: str, count: int, seed: int) -> list[str]:
 
 def _value_nlls(model, tokenizer, prefix: str, values: Sequence[str], batch_size: int,
                 reference: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Summed NLL of each value's tokens after `prefix`, with the adapter (and without it, if `reference`)."""
+    """Summed NLL of each value's tokens after `prefix`, with the adapter (and without it, if `reference`).
+
+    The tokens all candidates share run once (`score_continuations`); a text longer than the model's
+    context goes through the windowed scoring pass instead.
+    """
     texts = [prefix + v for v in values]
     encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     bos = [] if tokenizer.bos_token_id is None else [tokenizer.bos_token_id]
@@ -113,11 +118,31 @@ def _value_nlls(model, tokenizer, prefix: str, values: Sequence[str], batch_size
         firsts.append(first + len(bos))
     pad_id = pad_token_id(tokenizer)
     reference = reference and hasattr(model, "disable_adapter")
+    shared = _shared_length(sequences, min(firsts))
+    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if shared > 0 and (context is None or max(len(s) for s in sequences) <= context):
+        # The tails are short: the vocabulary-slice budget, not a row count, bounds each batch.
+        tails, ref_tails = score_continuations(model, sequences[0][:shared], [s[shared:] for s in sequences],
+                                               pad_id=pad_id, batch_size=len(sequences), reference=reference)
+        nlls = np.array([-float(t[first - shared:].sum()) for t, first in zip(tails, firsts)])
+        ref = np.array([-float(t[first - shared:].sum()) for t, first in zip(ref_tails, firsts)]) \
+            if reference else None
+        return nlls, ref
     scores = score_token_sequences(model, sequences, pad_id=pad_id, batch_size=batch_size, reference=reference)
     # Token i of a sequence is target i - 1 of its scores.
     nlls = np.array([-float(s.logp[first - 1:].sum()) for s, first in zip(scores, firsts)])
     ref = np.array([-float(s.ref_logp[first - 1:].sum()) for s, first in zip(scores, firsts)]) if reference else None
     return nlls, ref
+
+
+def _shared_length(sequences: Sequence[list[int]], limit: int) -> int:
+    """How many leading tokens every sequence shares (at most `limit`: the first value token is scored)."""
+    length = 0
+    for column in zip(*sequences):
+        if length >= limit or any(token != column[0] for token in column):
+            break
+        length += 1
+    return length
 
 
 def _rank_exposure(nlls: np.ndarray) -> tuple[int, float]:

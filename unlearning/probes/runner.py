@@ -138,8 +138,12 @@ def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str
     if overlap:
         raise ProbeInputError(f"{len(overlap)} record(s) are both in scope and in the holdout, e.g. {sorted(overlap)[0]}")
     ids, texts = list(scope) + list(holdout), list(scope.values()) + list(holdout.values())
-    scores = score_texts(pm.model, pm.tokenizer, texts, batch_size=config.batch_size, k_fraction=config.k_fraction,
-                         context=config.context, vocab_chunk_elements=config.vocab_chunk_elements)
+    # Copies of one text (a ticket filed eight times) score alike: each distinct text is scored once.
+    distinct_texts = list(dict.fromkeys(texts))
+    by_text = dict(zip(distinct_texts, score_texts(
+        pm.model, pm.tokenizer, distinct_texts, batch_size=config.batch_size, k_fraction=config.k_fraction,
+        context=config.context, vocab_chunk_elements=config.vocab_chunk_elements)))
+    scores = [by_text[text] for text in texts]
     scope_scores, held_scores = scores[:len(scope)], scores[len(scope):]
     held_values = {spec.name: score_values(held_scores, spec) for spec in SCORES}
     limit = threshold(config.alpha)
@@ -147,15 +151,18 @@ def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str
     if config.generate and (scan_samples is not None or regurgitation is not None):
         generation, cosines = _generation(pm, scope, identity_names, config, scan_samples, regurgitation)
     records = []
+    exposures: dict[tuple, list[ExposureReport]] = {}  # copies of a text share their secrets' exposure
     for record_id, record in zip(scope, scope_scores):
         p_values = record_p_values(record, held_values)
         by = [name for name, p in p_values.items() if p.value < limit]
-        spans = (secrets or {}).get(record_id, ())
+        spans = tuple((secrets or {}).get(record_id, ()))
+        if spans and (scope[record_id], spans) not in exposures:
+            exposures[scope[record_id], spans] = _exposures(pm, scope[record_id], spans, config)
         records.append(RecordProbe(
             record_id=record_id, scores=record.as_dict(), flagged=bool(by), flagged_by=by,
             p_values={name: PValueReport(value=p.value, estimate=p.estimate, holdout=p.holdout)
                       for name, p in p_values.items()},
-            exposures=_exposures(pm, scope[record_id], spans, config) if spans else [],
+            exposures=exposures[scope[record_id], spans] if spans else [],
             regurgitation_cosine=cosines.get(record_id)))
     # AUC over distinct texts: copies of one ticket are one observation, not eight (they score alike, and
     # counting each would weight a repeated text eight times against the holdout).

@@ -25,8 +25,8 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from unlearning.errors import ProbeInputError
 from unlearning.runtime import autocast
 
-__all__ = ["RecordScores", "TokenScores", "default_vocab_chunk_elements", "min_k_plus_plus", "record_scores",
-           "score_token_sequences", "score_texts", "text_token_ids"]
+__all__ = ["RecordScores", "TokenScores", "adapter_merged", "adapter_off", "default_vocab_chunk_elements",
+           "min_k_plus_plus", "record_scores", "score_token_sequences", "score_texts", "text_token_ids"]
 
 DEFAULT_VOCAB_CHUNK_ELEMENTS = 1 << 24  # 64 MiB of float32 logits per slice on the CPU
 MAX_GPU_VOCAB_CHUNK_ELEMENTS = 1 << 28  # 1 GiB of float32 logits per slice on a GPU, if free memory allows
@@ -128,14 +128,15 @@ def _decoder_and_head(model) -> tuple[torch.nn.Module, torch.nn.Module, float | 
     return body, head, getattr(base.config, "final_logit_softcapping", None)
 
 
-def _adapter_off(model) -> contextlib.AbstractContextManager:
+def adapter_off(model) -> contextlib.AbstractContextManager:
+    """The reference pass: the adapter disabled (peft's `disable_adapter()`), or a bare model as it is."""
     if hasattr(model, "disable_adapter"):
         return model.disable_adapter()
     return contextlib.nullcontext()  # a bare base model: the reference pass is the same model
 
 
 @contextlib.contextmanager
-def _adapter_merged(model) -> Iterator[None]:
+def adapter_merged(model) -> Iterator[None]:
     """Fold the LoRA weights into the base weights for the adapter pass when that is exact enough.
 
     In float32 merging costs one add per weight and saves the adapter's extra matmuls on every token
@@ -231,13 +232,13 @@ def score_token_sequences(model, sequences: Sequence[list[int]], *, pad_id: int,
     ref_window: list[np.ndarray | None] = [None] * len(windows)
     batches = list(_batches(windows, batch_size))
     # All adapter passes first, then all reference passes: the adapter is merged (or disabled) once.
-    with _adapter_merged(model):
+    with adapter_merged(model):
         for idx in batches:
             results = _score_batch(model, [windows[i] for i in idx], pad_id, device, vocab_chunk_elements, True)
             for i, result in zip(idx, results):
                 per_window[i] = result
     if reference:
-        with _adapter_off(model):
+        with adapter_off(model):
             for idx in batches:
                 results = _score_batch(model, [windows[i] for i in idx], pad_id, device, vocab_chunk_elements,
                                        False)
