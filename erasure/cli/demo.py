@@ -112,6 +112,7 @@ def _erase_customers(settings: Settings, graph, corpus, seed: int) -> None:
     from datetime import datetime, timezone
 
     from attestation import KeyRegistry, verify_bundle
+    from erasure.attesting import scope_hashes
     from erasure.engine import file_and_scope, run_requests, step_results
     from erasure.keyring import Keyring
     from erasure.requests import ErasureIntake
@@ -156,9 +157,13 @@ def _erase_customers(settings: Settings, graph, corpus, seed: int) -> None:
         console.print(f"[bold]8.[/] one remedy for all {len(ids)} requests: {remedy['method']} ({remedy['kind']}), "
                       f"{remedy['old_adapter']} → {remedy['new_adapter']}"
                       + (f", retained-record NLL {retain:+.2%}" if retain is not None else ""))
+    scopes = [scope_hashes(step_results(settings.state_dir, rid)["scope"]["result"]) for rid in ids]
     for adapter_id, report in first["probe_after"]["result"]["adapters"].items():
-        console.print(f"    after, all {len(report['records'])} records: {len(report['flagged'])} flagged on "
-                      f"{adapter_id}; {_evidence(report)}")
+        n, alpha = len(report["records"]), report["config"]["alpha"]
+        wide = sum(_scope_wide_flags(report, set(own)) for own in scopes)
+        console.print(f"    after, all {n} records on {adapter_id}: {len(report['flagged'])} flagged at the per-record "
+                      f"threshold (by chance about {n * alpha:.1f} of {n}), {wide} at the thresholds the "
+                      f"attestations use (also divided by each request's records); {_evidence(report)}")
     keyring = Keyring.open(settings.state_dir)
     registry = KeyRegistry.load(keyring.registry_path)
     for outcome in outcomes:
@@ -167,6 +172,13 @@ def _erase_customers(settings: Settings, graph, corpus, seed: int) -> None:
                       f"verifies offline: {'yes' if verification.ok else 'NO: ' + str(verification.error)}")
     console.print(f"    lethe attest verify {outcomes[0].bundle} --keys {keyring.registry_path}")
     console.print(f"[bold]10.[/] reports: {outcomes[0].report} (one per request)")
+
+
+def _scope_wide_flags(report: dict, own: set[str]) -> int:
+    """A request's records flagged when the threshold is also divided by their number, as its attestation does."""
+    records = [r for r in report["records"] if r["record_id"] in own]
+    threshold = report["per_score_threshold"] / max(1, len(records))
+    return sum(min(p["value"] for p in r["p_values"].values()) < threshold for r in records)
 
 
 def _evidence(report: dict) -> str:
