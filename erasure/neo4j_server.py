@@ -179,7 +179,7 @@ class LocalNeo4j:
         java = _require_tool("java", f"the Neo4j importer needs a Java {MIN_JAVA}+ runtime")
         self.build()
         cmd = [java, f"-Xmx{heap}", "-cp", self._classpath(), "org.neo4j.cli.AdminTool",
-               "database", "import", "full", "neo4j", "--overwrite-destination=true", "--id-type=string",
+               "database", "import", "full", "neo4j", "--overwrite-destination=true",
                "--bad-tolerance=0", "--skip-bad-relationships=false",
                "--skip-duplicate-nodes=false", f"--threads={max(1, os.cpu_count() or 1)}",
                f"--report-file={report_dir / 'import.report'}", *arguments]

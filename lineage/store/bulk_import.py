@@ -74,7 +74,9 @@ class BulkFiles:
     multiline: bool = False  # a value holds a line break
 
     def importer_arguments(self) -> list[str]:
-        args = [f"--multiline-fields={'true' if self.multiline else 'false'}"]
+        # Each node's import id is its row number within its label (the key is an ordinary property):
+        # integer ids spare the importer its string-id map, and the edge files shrink to pairs of numbers.
+        args = ["--id-type=integer", f"--multiline-fields={'true' if self.multiline else 'false'}"]
         args += [f"--nodes={label}={header},{data}" for label, (header, data) in self.nodes.items()]
         return args + [f"--relationships={type_}={header},{data}"
                        for type_, (header, data) in self.relationships.items()]
@@ -172,36 +174,41 @@ class BulkLoad:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(folder, 0o700)
         nodes, relationships, multiline = {}, {}, False
+        numbers: dict[str, dict[str, int]] = {}  # label → key → import id (its row number)
         for label, table in self._nodes.items():
             if not table:
                 continue
             kind = NODE_KINDS[label]
             types = _model_types(kind)
             columns = [kind.key_property] + sorted(c for c in types if c != kind.key_property)
-            header = [f"{columns[0]}:ID({label})"] + [f"{c}:{types[c]}" for c in columns[1:]]
-            rows = [[row.get(c) for c in columns] for row in table.values()]
-            nodes[label], lines = self._write(folder, f"nodes-{label}", header, rows)
+            header = [f":ID({label})"] + [f"{c}:{types[c]}" for c in columns]
+            numbers[label] = {key: n for n, key in enumerate(table)}
+            rows = [[n, *(row.get(c) for c in columns)] for n, row in enumerate(table.values())]
+            nodes[label], lines = self._write(folder, f"nodes-{label}", header, rows, numbered=1)
             multiline |= lines
         for type_, table in self._edges.items():
             if not table:
                 continue
             kind = EDGE_KINDS[type_]
+            sources, targets = numbers[kind.source], numbers[kind.target]
             types = _prop_types((p for p in table.values() if p), type_)
             columns = sorted(types)
             header = [f":START_ID({kind.source})", f":END_ID({kind.target})"] + [f"{c}:{types[c]}" for c in columns]
-            rows = ([[s, t, *(props.get(c) for c in columns)] for (s, t), props in table.items()] if columns
-                    else list(table))  # (source, target) tuples
-            relationships[type_], lines = self._write(folder, f"rels-{type_}", header, rows)
+            rows = [[sources[s], targets[t], *(props.get(c) for c in columns)] for (s, t), props in table.items()]
+            relationships[type_], lines = self._write(folder, f"rels-{type_}", header, rows, numbered=2)
             multiline |= lines
         return BulkFiles(nodes, relationships, self.node_count, self.relationship_count, multiline)
 
     @staticmethod
-    def _write(folder: Path, stem: str, header: list[str], rows: list) -> tuple[tuple[Path, Path], bool]:
-        """Write one table; also says whether a value spans lines (the importer must then parse slowly)."""
+    def _write(folder: Path, stem: str, header: list[str], rows: list[list],
+               numbered: int) -> tuple[tuple[Path, Path], bool]:
+        """Write one table whose first `numbered` columns are import ids; also says whether a value spans
+        lines (the importer must then parse slowly)."""
         header_path, data_path = folder / f"{stem}-header.csv", folder / f"{stem}.csv"
         header_path.write_text(",".join(header) + "\n", encoding="utf-8")
         with open(data_path, "w", encoding="utf-8", newline="") as out:
-            if any("" in row or True in row or False in row for row in rows):
+            # (The ids are left out of the check: 0 == False and 1 == True in Python.)
+            if any("" in row or True in row[numbered:] or False in row[numbered:] for row in rows):
                 # csv writes "" like None, and True as "True": the exact (slower) writer keeps them apart.
                 out.writelines(",".join(_cell(v) for v in row) + "\n" for row in rows)
             else:

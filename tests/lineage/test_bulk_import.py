@@ -32,18 +32,19 @@ def test_records_with_owners_writes_typed_files_and_keeps_awkward_strings_as_dat
     files = load.write_files(tmp_path / "in")
     assert stat.S_IMODE((tmp_path / "in").stat().st_mode) == 0o700
     header, data = files.nodes["Record"]
-    assert _rows(header) == [["id:ID(Record)", "content_ref:string", "content_sha256:string", "created_at:string",
-                              "erased_at:string", "source:string", "state:string"]]
+    assert _rows(header) == [[":ID(Record)", "id:string", "content_ref:string", "content_sha256:string",
+                              "created_at:string", "erased_at:string", "source:string", "state:string"]]
     rows = _rows(data)
-    assert rows[0][0] == awkward and rows[0][5] == "x') DETACH DELETE (n" and rows[0][3] == ""
-    assert rows[1] == ["r-2", "", "d" * 64, "2025-01-01T00:00:00Z", "", "helpdesk", "active"]
+    assert rows[0][:2] == ["0", awkward] and rows[0][6] == "x') DETACH DELETE (n" and rows[0][4] == ""
+    assert rows[1] == ["1", "r-2", "", "d" * 64, "2025-01-01T00:00:00Z", "", "helpdesk", "active"]
     assert files.multiline  # the id spans two lines: the importer is told to parse quoted line breaks
     owns_header, owns = files.relationships["OWNS"]
     assert _rows(owns_header) == [[":START_ID(Subject)", ":END_ID(Record)"]]
-    assert sorted(_rows(owns)) == sorted([[KEY, awkward], ["c" * 64, awkward], [KEY, "r-2"]])
+    subjects = {row[1]: row[0] for row in _rows(files.nodes["Subject"][1])}  # key → import id
+    assert sorted(_rows(owns)) == sorted([[subjects[KEY], "0"], [subjects["c" * 64], "0"], [subjects[KEY], "1"]])
     assert (files.node_count, files.relationship_count) == (4, 3)
     args = files.importer_arguments()
-    assert f"--relationships=OWNS={owns_header},{owns}" in args and len(args) == 4
+    assert f"--relationships=OWNS={owns_header},{owns}" in args and "--id-type=integer" in args and len(args) == 5
     assert "--multiline-fields=true" in args
 
 
@@ -57,11 +58,11 @@ def test_merge_rules_match_the_transactional_writers(tmp_path):
     assert load.edges("MERGED_INTO", [Edge(source="a-1", target="a-1")]).relationships_created == 0
     files = load.write_files(tmp_path)
     assert not files.multiline and "--multiline-fields=false" in files.importer_arguments()
-    assert _rows(files.nodes["Shard"][0]) == [["id:ID(Shard)", "record_count:long"]]
-    assert _rows(files.nodes["Shard"][1]) == [[KEY, "3"]]
+    assert _rows(files.nodes["Shard"][0]) == [[":ID(Shard)", "id:string", "record_count:long"]]
+    assert _rows(files.nodes["Shard"][1]) == [["0", KEY, "3"]]
     assert "quarantined" in _rows(files.nodes["Adapter"][1])[0]
     assert _rows(files.relationships["MERGED_INTO"][0]) == [[":START_ID(Adapter)", ":END_ID(Adapter)", "weight:double"]]
-    assert _rows(files.relationships["MERGED_INTO"][1]) == [["a-1", "a-1", "0.5"]]
+    assert _rows(files.relationships["MERGED_INTO"][1]) == [["0", "0", "0.5"]]
 
 
 def test_an_edge_to_a_node_outside_the_load_is_refused_before_any_file(tmp_path):
@@ -94,4 +95,17 @@ def test_empty_strings_stay_empty_strings_and_booleans_stay_booleans(tmp_path):
     files = load.write_files(tmp_path)
     data = files.nodes["Adapter"][1].read_text()
     assert ',""' in data  # quoted: an empty string, where an empty field would mean "no property"
-    assert files.relationships["MERGED_INTO"][1].read_text() == '"a","a",true\n'
+    assert files.relationships["MERGED_INTO"][1].read_text() == "0,0,true\n"
+
+
+def test_ids_0_and_1_are_not_read_as_booleans(tmp_path):
+    # In Python 0 == False and 1 == True: the import ids must not send every table to the slow writer,
+    # nor may a real boolean be missed.
+    load = BulkLoad()
+    load.nodes([Adapter(id=f"a-{n}", sha256="1" * 64, uri="u") for n in range(3)])
+    load.edges("MERGED_INTO", [Edge(source="a-1", target="a-0", props={"weight": 0.5})])
+    load.edges("REPLACES", [Edge(source="a-2", target="a-1", props={"kept": False})])
+    files = load.write_files(tmp_path)
+    assert files.nodes["Adapter"][1].read_text().startswith("0,a-0,")  # plain csv: no quotes were needed
+    assert files.relationships["MERGED_INTO"][1].read_text() == "1,0,0.5\n"
+    assert files.relationships["REPLACES"][1].read_text() == "2,1,false\n"  # the exact writer: a boolean
