@@ -32,7 +32,7 @@ def scope_hashes(scope: dict) -> dict[str, str]:
             if r["decision"] in ("included", "included_reviewed")}
 
 
-def _summary(report: dict, own: dict[str, str], reference_auc: float | None) -> dict:
+def probe_summary(report: dict, own: dict[str, str], reference_auc: float | None = None) -> dict:
     """A ProbeReport (JSON) as the predicate's ProbeSummary, restricted to this request's records.
 
     The report flags a record when one of its scores passes alpha / scores (Bonferroni per record). The
@@ -116,9 +116,9 @@ def build_predicate(graph: GraphStore, request: FiledRequest, steps: dict[str, d
         subjects[f"adapter:after:{rm['new_adapter']}"] = rm["new_adapter_sha256"]
         after_report = steps["probe_after"]["result"]["adapters"][rm["new_adapter"]]
         before_report = steps["probe_before"]["result"]["adapters"][rm["old_adapter"]]
-        after_summary = _summary(after_report, own, None)
+        after_summary = probe_summary(after_report, own)
         reference = after_summary["auc"]["value"] if rm["kind"] == "exact" and after_summary["auc"] else None
-        before.append(_summary(before_report, own, reference))
+        before.append(probe_summary(before_report, own, reference))
         after.append({**after_summary, "auc": None if after_summary["auc"] is None else
                       {**after_summary["auc"], "reference_value": reference}})
         if after_summary["records_flagged"]:

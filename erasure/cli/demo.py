@@ -112,7 +112,7 @@ def _erase_customers(settings: Settings, graph, corpus, seed: int) -> None:
     from datetime import datetime, timezone
 
     from attestation import KeyRegistry, verify_bundle
-    from erasure.attesting import scope_hashes
+    from erasure.attesting import probe_summary, scope_hashes
     from erasure.engine import file_and_scope, run_requests, step_results
     from erasure.keyring import Keyring
     from erasure.requests import ErasureIntake
@@ -132,8 +132,8 @@ def _erase_customers(settings: Settings, graph, corpus, seed: int) -> None:
             requests.append(request)
     console.print(f"[bold]6.[/] legal filed {len(requests)} GDPR requests today (due {requests[0].due_at:%Y-%m-%d}), "
                   "one per fictitious customer:")
-    for who, request in zip(customers, requests):
-        scope = step_results(settings.state_dir, request.id)["scope"]["result"]
+    scopes = [step_results(settings.state_dir, r.id)["scope"]["result"] for r in requests]
+    for who, request, scope in zip(customers, requests, scopes):
         included = [r for r in scope["records"] if r["decision"] == "included"]
         owned = sum("owned" in r["reasons"] for r in included)
         left_out = sum(r["decision"] == "excluded_borderline" for r in scope["records"])
@@ -143,13 +143,14 @@ def _erase_customers(settings: Settings, graph, corpus, seed: int) -> None:
     ids = [r.id for r in requests]
     with console.status("engine: blast radius → probe → retrain the affected shard → probe → erase → attest…") as s:
         outcomes = run_requests(settings, graph, ids, on_event=lambda rid, what: s.update(f"{rid}: {what}…"))
-    first = step_results(settings.state_dir, ids[0])
+    steps = [step_results(settings.state_dir, rid) for rid in ids]
+    first = steps[0]
     served = first["blast_radius"]["result"]["served_adapters"]
     console.print(f"[bold]7.[/] blast radius of customer #{customer['index']}: {len(served)} served adapter(s), "
                   f"{len(first['blast_radius']['result']['shards'])} shard(s), "
                   f"{len(first['blast_radius']['result']['deployments'])} deployment(s); the others share them")
-    for who, rid in zip(customers, ids):
-        for adapter_id, report in step_results(settings.state_dir, rid)["probe_before"]["result"]["adapters"].items():
+    for who, done in zip(customers, steps):
+        for adapter_id, report in done["probe_before"]["result"]["adapters"].items():
             console.print(f"    before, customer #{who['index']}: {len(report['flagged'])} of "
                           f"{len(report['records'])} records flagged on {adapter_id}; {_evidence(report)}")
     for remedy in first["remedy"]["result"]["remedies"]:
@@ -157,10 +158,10 @@ def _erase_customers(settings: Settings, graph, corpus, seed: int) -> None:
         console.print(f"[bold]8.[/] one remedy for all {len(ids)} requests: {remedy['method']} ({remedy['kind']}), "
                       f"{remedy['old_adapter']} → {remedy['new_adapter']}"
                       + (f", retained-record NLL {retain:+.2%}" if retain is not None else ""))
-    scopes = [scope_hashes(step_results(settings.state_dir, rid)["scope"]["result"]) for rid in ids]
     for adapter_id, report in first["probe_after"]["result"]["adapters"].items():
         n, alpha = len(report["records"]), report["config"]["alpha"]
-        wide = sum(_scope_wide_flags(report, set(own)) for own in scopes)
+        # Each attestation judges its own request's records, its threshold also divided by their number.
+        wide = sum(probe_summary(report, scope_hashes(scope))["records_flagged"] for scope in scopes)
         console.print(f"    after, all {n} records on {adapter_id}: {len(report['flagged'])} flagged at the per-record "
                       f"threshold (by chance about {n * alpha:.1f} of {n}), {wide} at the thresholds the "
                       f"attestations use (also divided by each request's records); {_evidence(report)}")
@@ -172,13 +173,6 @@ def _erase_customers(settings: Settings, graph, corpus, seed: int) -> None:
                       f"verifies offline: {'yes' if verification.ok else 'NO: ' + str(verification.error)}")
     console.print(f"    lethe attest verify {outcomes[0].bundle} --keys {keyring.registry_path}")
     console.print(f"[bold]10.[/] reports: {outcomes[0].report} (one per request)")
-
-
-def _scope_wide_flags(report: dict, own: set[str]) -> int:
-    """A request's records flagged when the threshold is also divided by their number, as its attestation does."""
-    records = [r for r in report["records"] if r["record_id"] in own]
-    threshold = report["per_score_threshold"] / max(1, len(records))
-    return sum(min(p["value"] for p in r["p_values"].values()) < threshold for r in records)
 
 
 def _evidence(report: dict) -> str:

@@ -166,8 +166,7 @@ def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str
             regurgitation_cosine=cosines.get(record_id)))
     # AUC over distinct texts: copies of one ticket are one observation, not eight (they score alike, and
     # counting each would weight a repeated text eight times against the holdout).
-    first_of_text = list({text: i for i, text in reversed(list(enumerate(scope.values())))}.values())
-    distinct = [scope_scores[i] for i in sorted(first_of_text)]
+    distinct = [by_text[text] for text in dict.fromkeys(scope.values())]
     auc = {}
     for spec in SCORES:
         a = auc_with_ci(score_values(distinct, spec), held_values[spec.name],
