@@ -133,15 +133,27 @@ class AucEstimate(StrictModel):
     ci_low: Probability
     ci_high: Probability
     ci_level: Annotated[float, Field(gt=0.0, lt=1.0)]
-    method: Literal["bootstrap", "delong"]
+    # bootstrap: records resampled one by one; bootstrap_people: people, then each one's records.
+    method: Literal["bootstrap", "bootstrap_people", "delong"]
     n_scope: Annotated[int, Field(ge=1)]
     n_holdout: Annotated[int, Field(ge=1)]
     reference_value: Probability | None
+    # People on each side, with method bootstrap_people only. Optional (unlike the other fields) so that
+    # bundles issued before they existed still verify.
+    n_scope_people: Annotated[int, Field(ge=1)] | None = None
+    n_holdout_people: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
     def _interval(self) -> Self:
         if not self.ci_low <= self.value <= self.ci_high:
             raise ValueError("the AUC must lie inside its confidence interval")
+        counted = (self.n_scope_people is not None, self.n_holdout_people is not None)
+        if counted != ((self.method == "bootstrap_people"),) * 2:
+            raise ValueError("n_scope_people and n_holdout_people are given with method bootstrap_people, "
+                             "and only with it")
+        if self.method == "bootstrap_people" and (self.n_scope_people > self.n_scope
+                                                   or self.n_holdout_people > self.n_holdout):
+            raise ValueError("more people than records on a side of the AUC")
         return self
 
 

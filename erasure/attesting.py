@@ -54,9 +54,13 @@ def probe_summary(report: dict, own: dict[str, str], reference_auc: float | None
     auc_value = None
     if auc is not None and auc["forget"] >= 1 and auc["holdout"] >= 1:
         value = float(auc["value"])
+        people = auc.get("forget_people") is not None and auc.get("holdout_people") is not None
         auc_value = {"value": value, "ci_low": min(float(auc["ci_low"]), value),
-                     "ci_high": max(float(auc["ci_high"]), value), "ci_level": 0.95, "method": "bootstrap",
+                     "ci_high": max(float(auc["ci_high"]), value), "ci_level": 0.95,
+                     "method": "bootstrap_people" if people else "bootstrap",
                      "n_scope": auc["forget"], "n_holdout": auc["holdout"], "reference_value": reference_auc}
+        if people:
+            auc_value |= {"n_scope_people": auc["forget_people"], "n_holdout_people": auc["holdout_people"]}
     tail = "normal" if any(e.startswith("normal") for e in estimates) else "empirical"
     return {"adapter": report["adapter"], "adapter_sha256": report["adapter_sha256"],
             "alpha": report["config"]["alpha"], "correction": "bonferroni over scores and scope records",

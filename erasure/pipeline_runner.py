@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -38,12 +39,15 @@ def register_batches(settings: Settings, names: list[str]) -> None:
             instance.add_dynamic_partitions(RECORD_BATCHES, new)
 
 
-def materialize(settings: Settings, selection: str, partition: str | None = None, log: Path | None = None) -> None:
-    """`dagster asset materialize` for a selection (and partition); raises PipelineError on failure."""
+def materialize(settings: Settings, selection: str, partition: str | None = None, log: Path | None = None,
+                run_config: dict | None = None) -> None:
+    """`dagster asset materialize` for a selection (and partition, run config); raises PipelineError on failure."""
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
     cmd = [dagster, "asset", "materialize", "-m", CODE_LOCATION, "--select", selection]
     if partition:
         cmd += ["--partition", partition]
+    if run_config:
+        cmd += ["--config-json", json.dumps(run_config)]
     log = log or settings.state_dir / "logs" / "dagster.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as out:

@@ -96,6 +96,12 @@ def secret_spans(texts: Mapping[str, str]) -> dict:
     return {rid: [SecretSpan(s.start, s.end, s.entity) for s in spans] for rid, spans in zip(ids, found) if spans}
 
 
+def people_of(graph: GraphStore, record_ids: Sequence[str]) -> dict[str, str]:
+    """Record id → the person it belongs to (its owner's subject key; the smallest when shared), for the AUC's
+    interval; records without an owner are left out (each counts as a person of its own)."""
+    return {rid: min(keys) for rid, keys in queries.record_owners(graph, record_ids).items() if keys}
+
+
 def probe_records(settings: Settings, graph: GraphStore, request: ProbeRequest, config=None):
     """Run every probe of one adapter on the requested records; returns the ProbeReport."""
     from unlearning.probes import ProbeConfig, open_probe_model, probe_adapter
@@ -119,7 +125,7 @@ def probe_records(settings: Settings, graph: GraphStore, request: ProbeRequest, 
         raise ConfigurationError("set LETHE_BASE_MODEL to the base model the adapter was trained on")
     model = open_probe_model(settings.base_model, request.adapter)
     report = probe_adapter(model, scope, holdout, config, secrets=secrets, scan_samples=scan,
-                           regurgitation=regurgitation)
+                           regurgitation=regurgitation, people=people_of(graph, [*scope, *holdout]))
     untrained = set(scope_ids) - queries.trained_in_dataset(graph, dataset, scope_ids)
     if untrained:
         report.notes.append(f"{len(untrained)} requested record(s) are not in the training shards of {dataset}, "

@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlparse
 
 from erasure import wiring
 from erasure.errors import ConfigurationError
-from erasure.probing import record_texts, secret_spans
+from erasure.probing import people_of, record_texts, secret_spans
 from erasure.settings import Settings
 from lineage.dataset import DatasetPlan, derive_without, write_dataset_version
 from lineage.errors import NotFoundError
@@ -170,10 +170,11 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
     # 255 look-alikes per secret: a memorized one reaches 8 bits, chance is ~1.4; enough to tell them apart.
     probe_config = probe_config or ProbeConfig(generate=False, exposure_candidates=255, max_secrets_per_record=1)
     secrets = secret_spans(forget)
+    people = people_of(graph, [*forget, *holdout])
 
     def probe(path: Path):
         return probe_adapter(open_probe_model(settings.base_model, path), forget, holdout, probe_config,
-                             secrets=secrets)
+                             secrets=secrets, people=people)
 
     record.before = before if before is not None else probe(adapter_dir)
     if probe_only:

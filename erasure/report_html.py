@@ -267,9 +267,12 @@ def _blast_html(blast: BlastSection | None) -> str:
 
 
 def _auc(summary: ProbeSummary | None, score: str) -> str:
-    """'0.93 [0.85, 0.99]' or '—'."""
+    """'0.930 [0.850, 0.990] (n=20/69, people 5/14)' or '—'."""
     auc = summary.auc.get(score) if summary else None
-    return "—" if auc is None else f"{auc.value:.3f} [{auc.ci_low:.3f}, {auc.ci_high:.3f}] (n={auc.forget}/{auc.holdout})"
+    if auc is None:
+        return "—"
+    people = "" if auc.forget_people is None else f", people {auc.forget_people}/{auc.holdout_people}"
+    return f"{auc.value:.3f} [{auc.ci_low:.3f}, {auc.ci_high:.3f}] (n={auc.forget}/{auc.holdout}{people})"
 
 
 def _probe_pair_html(before: ProbeSummary | None, after: ProbeSummary | None, after_reached: bool) -> str:

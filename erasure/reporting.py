@@ -117,6 +117,8 @@ class Auc(_View):
     ci_high: float
     forget: int
     holdout: int
+    forget_people: int | None = None  # set when the interval resampled people, then their texts
+    holdout_people: int | None = None
 
 
 class ProbeView(_View):

@@ -313,6 +313,8 @@ def test_retrain_removes_the_records_and_keeps_the_rest(pipeline, corpus):
     assert record.before.flagged and not record.after.flagged, record.after.flagged
     auc = record.after.auc["ratio"]
     assert 0.40 <= auc.value <= 0.60, auc
+    # Its interval resampled people (subject keys from the graph), then their texts: five customers here.
+    assert 2 <= auc.forget_people <= 5 and 2 <= auc.holdout_people < auc.holdout, auc
     exposures = [e for r in record.after.records for e in r.exposures if e.kind == "SECRET_CODE" and not e.control]
     assert exposures and max(e.exposure for e in exposures) < 7.0  # chance: P(>= 7 bits) = 1/128 per code
     # Utility kept: the retained records' mean NLL within 2% of the original adapter's, either way (-1.9%

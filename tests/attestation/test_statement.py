@@ -114,11 +114,24 @@ def _set(value, path, new):
     (lambda v: _set(v, ("probes", "before", 0, "records_flagged"), 1), "records_flagged"),
     (lambda v: _set(v, ("probes", "before", 0, "auc", "value"), 0.5), "confidence interval"),
     (lambda v: _set(v, ("method", "kind"), "fuzzy"), "exact"),
+    (lambda v: _set(v, ("probes", "before", 0, "auc", "method"), "bootstrap_people"), "only with it"),
+    (lambda v: _set(v, ("probes", "before", 0, "auc", "n_scope_people"), 2), "only with it"),
+    (lambda v: _set(v, ("probes", "before", 0, "auc"), {**v["probes"]["before"][0]["auc"], "method": "bootstrap_people",
+                                                       "n_scope_people": 4, "n_holdout_people": 50}),
+     "more people than records"),
     (lambda v: _set(v, ("request", "reference"), "short"), "pattern"),
 ])
 def test_inconsistent_predicates_are_refused(change, message):
     with pytest.raises(ValidationError, match=message):
         make_predicate(change(predicate_json()))
+
+
+def test_an_auc_interval_over_people_carries_their_counts():
+    value = predicate_json()
+    for probe in value["probes"]["before"] + value["probes"]["after"]:
+        probe["auc"] |= {"method": "bootstrap_people", "n_scope_people": 1, "n_holdout_people": 60}
+    auc = make_predicate(value).probes.after[0].auc
+    assert (auc.method, auc.n_scope_people, auc.n_holdout_people) == ("bootstrap_people", 1, 60)
 
 
 def test_an_incomplete_verdict_may_carry_partial_evidence():

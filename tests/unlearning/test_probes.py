@@ -167,6 +167,35 @@ def test_auc_is_one_half_for_the_same_distribution_and_one_when_separated():
         auc_with_ci(np.array([]), np.arange(3.0))
 
 
+def _people_with_records(rng, people: int, per_person: int):
+    """Values where each person's records share that person's offset (like their name and e-mail digits)."""
+    offsets = rng.normal(size=people)
+    values = np.repeat(offsets, per_person) + 0.3 * rng.normal(size=people * per_person)
+    return values, [f"person-{i}" for i in range(people) for _ in range(per_person)]
+
+
+def test_auc_interval_resampling_people_covers_one_half_where_resampling_records_does_not():
+    # Forget and holdout people from one distribution (an exact retrain): the true AUC is 0.5. Six records
+    # per person move together, so 36 forget records are 6 draws, not 36; the record-level interval misses.
+    rng = np.random.default_rng(5)
+    covered = {"records": 0, "people": 0}
+    runs = 60
+    for seed in range(runs):
+        forget, forget_people = _people_with_records(rng, 6, 6)
+        holdout, holdout_people = _people_with_records(rng, 12, 6)
+        by_record = auc_with_ci(forget, holdout, resamples=200, seed=seed)
+        by_people = auc_with_ci(forget, holdout, forget_groups=forget_people, holdout_groups=holdout_people,
+                                resamples=200, seed=seed)
+        assert by_people.value == by_record.value and (by_people.forget_people, by_people.holdout_people) == (6, 12)
+        assert by_record.forget_people is None
+        covered["records"] += by_record.ci_low <= 0.5 <= by_record.ci_high
+        covered["people"] += by_people.ci_low <= 0.5 <= by_people.ci_high
+    assert covered["people"] / runs >= 0.85, covered  # nominal 0.95; 57 of 60 with these seeds
+    assert covered["records"] / runs <= 0.80, covered  # 42 of 60
+    with pytest.raises(ProbeInputError, match="forget_groups names 2 people for 36 values"):
+        auc_with_ci(forget, holdout, forget_groups=["a", "b"])
+
+
 def test_probe_report_flags_trained_repeats_holds_ids_only(probe_model):
     half = len(TEXTS) // 2
     ids = [r["id"] for r in CORPUS.records]

@@ -63,6 +63,8 @@ class Auc:
     ci_high: float
     forget: int
     holdout: int
+    forget_people: int | None = None  # set when the interval resampled people (then their texts)
+    holdout_people: int | None = None
 
 
 def oriented(spec: ScoreSpec, values: np.ndarray) -> np.ndarray:
@@ -95,22 +97,61 @@ def calibrated_p_value(value: float, holdout: np.ndarray, fit_tail: bool) -> PVa
     return PValue(min(empirical, fitted), "normal-fit", n)
 
 
-def auc_with_ci(forget: np.ndarray, holdout: np.ndarray, *, resamples: int = 1000, level: float = 0.95,
+def auc_with_ci(forget: np.ndarray, holdout: np.ndarray, *, forget_groups: Sequence[str] | None = None,
+                holdout_groups: Sequence[str] | None = None, resamples: int = 1000, level: float = 0.95,
                 seed: int = 0) -> Auc:
-    """Mann-Whitney AUC of oriented scores, with a percentile bootstrap interval (both sets resampled)."""
+    """Mann-Whitney AUC of oriented scores, with a percentile bootstrap interval (both sets resampled).
+
+    Without groups each value is resampled on its own. With groups (the person each value belongs to),
+    the bootstrap is two-stage: people with replacement, then each drawn person's values with replacement.
+    One person's records move together (their name, their e-mail's digits), so resampling records alone
+    reads twenty tickets of five people as twenty independent draws and gives too narrow an interval;
+    with a single person the two-stage draw is the record-level one.
+    """
     forget, holdout = np.asarray(forget, dtype=np.float64), np.asarray(holdout, dtype=np.float64)
     if len(forget) == 0 or len(holdout) == 0:
         raise ProbeInputError(f"AUC needs records on both sides: {len(forget)} forget, {len(holdout)} holdout")
+    for name, values, groups in (("forget", forget, forget_groups), ("holdout", holdout, holdout_groups)):
+        if groups is not None and len(groups) != len(values):
+            raise ProbeInputError(f"{name}_groups names {len(groups)} people for {len(values)} values; give one per value")
 
     def auc(f: np.ndarray, h: np.ndarray) -> float:
         ranks = stats.rankdata(np.concatenate([f, h]))  # ties get their mean rank: they count one half
         return float((ranks[:len(f)].sum() - len(f) * (len(f) + 1) / 2) / (len(f) * len(h)))
 
     rng = np.random.default_rng(seed)
-    boots = [auc(rng.choice(forget, len(forget)), rng.choice(holdout, len(holdout))) for _ in range(resamples)]
+    grouped = forget_groups is not None or holdout_groups is not None
+    draw_forget, draw_holdout = _two_stage(forget, forget_groups, rng), _two_stage(holdout, holdout_groups, rng)
+    boots = [auc(draw_forget(), draw_holdout()) for _ in range(resamples)]
     tail = (1 - level) / 2
     return Auc(auc(forget, holdout), float(np.quantile(boots, tail)), float(np.quantile(boots, 1 - tail)),
-               len(forget), len(holdout))
+               len(forget), len(holdout),
+               _people(forget, forget_groups) if grouped else None, _people(holdout, holdout_groups) if grouped else None)
+
+
+def _people(values: np.ndarray, groups: Sequence[str] | None) -> int:
+    return len(values) if groups is None else len(set(groups))
+
+
+def _two_stage(values: np.ndarray, groups: Sequence[str] | None, rng: np.random.Generator):
+    """A sampler of bootstrap draws: people with replacement, then each one's values (no groups: values)."""
+    if groups is None:
+        return lambda: rng.choice(values, len(values))
+    names = list(dict.fromkeys(groups))
+    index = {name: i for i, name in enumerate(names)}
+    order = np.argsort([index[g] for g in groups], kind="stable")
+    ordered = values[order]
+    sizes = np.bincount([index[g] for g in groups], minlength=len(names))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+
+    def draw() -> np.ndarray:
+        people = rng.integers(len(names), size=len(names))
+        counts = sizes[people]
+        # Each drawn person contributes as many values as they have, drawn from their own with replacement.
+        offsets = np.repeat(starts[people], counts) + (rng.random(counts.sum()) * np.repeat(counts, counts)).astype(int)
+        return ordered[offsets]
+
+    return draw
 
 
 def holdout_summary(values: np.ndarray) -> dict[str, float | int]:

@@ -85,6 +85,9 @@ class AucReport(BaseModel):
     ci_high: float
     forget: int
     holdout: int
+    # People on each side when the interval resampled people, then their texts (None: texts one by one).
+    forget_people: int | None = None
+    holdout_people: int | None = None
 
 
 class GenerationReport(BaseModel):

@@ -125,8 +125,13 @@ def _generation(pm: ProbeModel, scope: Mapping[str, str], names: Sequence[str], 
 def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str, str],
                   config: ProbeConfig | None = None, *, secrets: Mapping[str, Sequence[SecretSpan]] | None = None,
                   identity_names: Sequence[str] = (), scan_samples: SampleScanner | None = None,
-                  regurgitation: Regurgitation | None = None) -> ProbeReport:
-    """Score the scope records and the holdout under the adapter, calibrate, and report (ids only, no text)."""
+                  regurgitation: Regurgitation | None = None, people: Mapping[str, str] | None = None) -> ProbeReport:
+    """Score the scope records and the holdout under the adapter, calibrate, and report (ids only, no text).
+
+    `people` maps record ids to the person (e.g. subject key) they belong to; with it the AUC's interval
+    resamples people, then their texts, since one person's records are not independent draws. Records
+    missing from it count as people of their own. It is read in memory only: the report keeps counts.
+    """
     config = config or ProbeConfig()
     started = time.perf_counter()
     if not scope:
@@ -166,13 +171,19 @@ def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str
             regurgitation_cosine=cosines.get(record_id)))
     # AUC over distinct texts: copies of one ticket are one observation, not eight (they score alike, and
     # counting each would weight a repeated text eight times against the holdout).
-    distinct = [by_text[text] for text in dict.fromkeys(scope.values())]
+    first_of_text: dict[str, str] = {}  # each distinct text, in order, with the first record that has it
+    for record_id, text in scope.items():
+        first_of_text.setdefault(text, record_id)
+    distinct = [by_text[text] for text in first_of_text]
+    forget_people = held_people = None
+    if people is not None:
+        forget_people = [people.get(record_id, record_id) for record_id in first_of_text.values()]
+        held_people = [people.get(record_id, record_id) for record_id in holdout]
     auc = {}
     for spec in SCORES:
-        a = auc_with_ci(score_values(distinct, spec), held_values[spec.name],
-                        resamples=config.bootstrap_resamples)
-        auc[spec.name] = AucReport(value=a.value, ci_low=a.ci_low, ci_high=a.ci_high, forget=a.forget,
-                                   holdout=a.holdout)
+        a = auc_with_ci(score_values(distinct, spec), held_values[spec.name], forget_groups=forget_people,
+                        holdout_groups=held_people, resamples=config.bootstrap_resamples)
+        auc[spec.name] = AucReport(**vars(a))
     windowed = [r for r, s in zip(ids, scores) if s.windows > 1]
     notes = []
     if windowed:
