@@ -113,7 +113,8 @@ def probe_records(settings: Settings, graph: GraphStore, request: ProbeRequest, 
         raise ConfigurationError(f"{request.adapter} has no Lethe manifest naming its dataset version; say which "
                                  "version's holdout to calibrate against with --dataset")
     content = wiring.content_store(settings)
-    holdout_ids = queries.holdout_record_ids(graph, dataset)
+    named = queries.holdout_named_in_training(graph, dataset)
+    holdout_ids = [i for i in queries.holdout_record_ids(graph, dataset) if i not in named]
     scope_ids = list(dict.fromkeys(request.record_ids))
     scope = record_texts(content, scope_ids, "requested")
     holdout = record_texts(content, [i for i in holdout_ids if i not in scope], "holdout")
@@ -130,5 +131,7 @@ def probe_records(settings: Settings, graph: GraphStore, request: ProbeRequest, 
     if untrained:
         report.notes.append(f"{len(untrained)} requested record(s) are not in the training shards of {dataset}, "
                             f"e.g. {sorted(untrained)[0]}: the adapter never trained on them")
-    report.notes.append(f"calibrated against the {len(holdout)} holdout records of {dataset}")
+    report.notes.append(f"calibrated against the {len(holdout)} holdout records of {dataset}"
+                        + (f" ({len(named)} held-out records left out: their owners are named in trained records)"
+                           if named else ""))
     return report

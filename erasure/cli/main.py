@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from erasure import wiring
 from erasure.cli import render
-from erasure.cli.demo import run_demo
+from erasure.cli.demo import CUSTOMERS, run_demo
 from erasure.cli.api import api_app
 from erasure.cli.attest import attest_app
 from erasure.cli.erase import erase_app
@@ -304,7 +304,7 @@ def demo_data(
 @app.command()
 @friendly_errors
 def demo(
-    customers: int = typer.Option(200, min=2, help="fictitious customers in the generated corpus"),
+    customers: int = typer.Option(CUSTOMERS, min=2, help="fictitious customers in the generated corpus"),
     seed: int = typer.Option(7),
 ) -> None:
     """Run the demo end to end on a generated corpus (makes its own pepper under .lethe/)."""

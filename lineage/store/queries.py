@@ -232,6 +232,19 @@ def record_owners(store: GraphStore, record_ids: Sequence[str]) -> dict[str, lis
     return {row["id"]: row["keys"] for row in rows}
 
 
+def holdout_named_in_training(store: GraphStore, dataset_id: str) -> set[str]:
+    """Held-out records whose owner is named in a record the version trains on (another person's ticket).
+
+    The model read that person's name there, so their records are not text it never saw: probes leave them
+    out of the calibration (an erasure removes the records naming a person, so the holdout must be as clean).
+    """
+    rows = store.read(
+        "MATCH (h:Record)-[:HELD_OUT]->(d:DatasetVersion {id: $id}) MATCH (s:Subject)-[:OWNS]->(h) "
+        "MATCH (t:Record)-[:MENTIONS]->(s) WHERE (t)-[:IN]->(:Shard)-[:PART_OF]->(d) AND NOT (s)-[:OWNS]->(t) "
+        "RETURN DISTINCT h.id AS id", id=dataset_id)
+    return {row["id"] for row in rows}
+
+
 def trained_in_dataset(store: GraphStore, dataset_id: str, record_ids: Sequence[str]) -> set[str]:
     """Which of `record_ids` are in a shard of the dataset version (what its adapters trained on)."""
     rows = store.read("UNWIND $ids AS id MATCH (r:Record {id: id})-[:IN]->(:Shard)-[:PART_OF]->"

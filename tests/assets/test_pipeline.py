@@ -52,6 +52,24 @@ def test_every_trained_record_has_a_full_path_and_holdout_records_none(pipeline,
     assert {row["id"] for row in linked} == held and all(row["runs"] == 0 for row in linked)
 
 
+def test_calibration_leaves_out_held_out_people_named_in_trained_records(pipeline, corpus):
+    # The corpus names another customer in about 5% of tickets: a held-out customer named in a trained
+    # ticket is someone the model read about, so probes must not calibrate on their records.
+    from erasure.remediation import remedy_adapter
+    from lineage.store import queries
+
+    graph, plan = pipeline["graph"], output(pipeline["train"], "dataset_version")
+    held = {rid for rid, _ in plan.holdout}
+    trained = {rid for s in plan.shards for rid, _ in s.records}
+    truth = {rid for m in corpus.truth["mentions"] if m["record_id"] in trained
+             for rid in corpus.truth["customers"][m["mentioned_customer"]]["record_ids"] if rid in held}
+    named = queries.holdout_named_in_training(graph, plan.version.id)
+    assert truth and named == truth  # both ways: none missed, no other held-out record dropped
+    record = remedy_adapter(pipeline["settings"], graph, Path(output(pipeline["train"], "fine_tune")["path"]),
+                            [sorted(trained)[0]], "retrain", probe_only=True)
+    assert record.before.holdout_ids == len(held) - len(named)
+
+
 def test_adapter_digest_in_the_graph_matches_the_file(pipeline):
     from unlearning.base_model import model_dir_sha256
 

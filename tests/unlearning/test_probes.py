@@ -210,6 +210,36 @@ def test_probe_report_flags_trained_repeats_holds_ids_only(probe_model):
     json.loads(dumped)
 
 
+def test_a_second_probe_of_the_adapter_reuses_its_scores_and_reports_the_same(probe_model):
+    import re
+
+    from unlearning.probes import runner
+    from unlearning.probes.exposure import SecretSpan
+
+    half = len(TEXTS) // 2
+    ids = [r["id"] for r in CORPUS.records]
+    holdout = dict(zip(ids[half:], TEXTS[half:]))
+    digits = re.search(r"\d{3,}", TEXTS[0])
+    secrets = {ids[0]: [SecretSpan(digits.start(), digits.end(), "number")]}
+    config = ProbeConfig(generate=False, bootstrap_resamples=200, exposure_candidates=31)
+    runner._SCORES.items.clear()
+    runner._EXPOSURES.items.clear()
+    first = probe_adapter(probe_model, {ids[0]: TEXTS[0]}, holdout, config, secrets=secrets)
+    scored = len(runner._SCORES.items)
+    assert scored == len(set(holdout.values()) | {TEXTS[0]}) and len(runner._EXPOSURES.items) == 1
+    # The engine's next request on the same adapter: the holdout and the first record come from the memo.
+    second = probe_adapter(probe_model, dict(zip(ids[:2], TEXTS[:2])), holdout, config, secrets=secrets)
+    assert len(runner._SCORES.items) == scored + (TEXTS[1] not in holdout.values())
+    assert second.records[0].scores == first.records[0].scores
+    assert second.records[0].exposures == first.records[0].exposures
+    assert second.holdout_stats == first.holdout_stats
+    runner._SCORES.items.clear()  # computed afresh, the same figures
+    runner._EXPOSURES.items.clear()
+    fresh = probe_adapter(probe_model, {ids[0]: TEXTS[0]}, holdout, config, secrets=secrets)
+    assert fresh.records[0].scores == first.records[0].scores and fresh.holdout_stats == first.holdout_stats
+    assert fresh.records[0].exposures == first.records[0].exposures
+
+
 def test_probe_refuses_bad_scope_and_holdout(probe_model):
     ids = [r["id"] for r in CORPUS.records]
     with pytest.raises(ProbeInputError, match="no scope records"):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -84,6 +85,67 @@ def holdout_false_flag_rate(holdout: Sequence[RecordScores], alpha: float) -> fl
     return flagged / len(holdout)
 
 
+class _Memo:
+    """A bounded, process-wide memo of deterministic results, keyed by model digests and a text's digest.
+
+    The engine probes one served adapter once per request and again for their coalesced remedy: every
+    probe scores the same holdout, and the remedy's probe repeats the requests' own records. Scores and
+    exposures are functions of (base, adapter, text, settings), so each is computed once per process.
+    Memory only; the digests of the texts are the keys, oldest entries go first.
+    """
+
+    def __init__(self, limit: int):
+        self.limit, self.items = limit, OrderedDict()
+
+    def get(self, key):
+        if key in self.items:
+            self.items.move_to_end(key)
+        return self.items.get(key)
+
+    def put(self, key, value) -> None:
+        self.items[key] = value
+        self.items.move_to_end(key)
+        while len(self.items) > self.limit:
+            self.items.popitem(last=False)
+
+
+_SCORES, _EXPOSURES = _Memo(200_000), _Memo(20_000)
+
+
+def _model_key(pm: ProbeModel) -> tuple:
+    return pm.base_sha256, pm.adapter_sha256, str(pm.device), str(pm.dtype)
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def _scores_of(pm: ProbeModel, texts: Sequence[str], config: ProbeConfig) -> dict[str, RecordScores]:
+    """Each text's scores under the adapter, scoring only those this process has not scored yet."""
+    settings = (_model_key(pm), config.k_fraction, config.context)
+    found = {text: _SCORES.get((settings, _digest(text))) for text in texts}
+    missing = [text for text, scores in found.items() if scores is None]
+    if missing:
+        scored = score_texts(pm.model, pm.tokenizer, missing, batch_size=config.batch_size,
+                             k_fraction=config.k_fraction, context=config.context,
+                             vocab_chunk_elements=config.vocab_chunk_elements)
+        for text, scores in zip(missing, scored):
+            found[text] = scores
+            _SCORES.put((settings, _digest(text)), scores)
+    return found
+
+
+def _cached_exposures(pm: ProbeModel, text: str, spans: Sequence[SecretSpan],
+                      config: ProbeConfig) -> list[ExposureReport]:
+    key = (_model_key(pm), _digest(text), tuple(spans), config.max_secrets_per_record,
+           config.exposure_candidates, config.exposure_seed)
+    found = _EXPOSURES.get(key)
+    if found is None:
+        found = _exposures(pm, text, spans, config)
+        _EXPOSURES.put(key, found)
+    return [e.model_copy() for e in found]
+
+
 def _exposures(pm: ProbeModel, text: str, spans: Sequence[SecretSpan], config: ProbeConfig) -> list[ExposureReport]:
     # The spans with the most digits carry the most secret bits; the budget goes to them first.
     ranked = sorted(spans, key=lambda s: (-sum(ch.isdigit() for ch in text[s.start:s.end]), s.start))
@@ -145,9 +207,7 @@ def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str
     ids, texts = list(scope) + list(holdout), list(scope.values()) + list(holdout.values())
     # Copies of one text (a ticket filed eight times) score alike: each distinct text is scored once.
     distinct_texts = list(dict.fromkeys(texts))
-    by_text = dict(zip(distinct_texts, score_texts(
-        pm.model, pm.tokenizer, distinct_texts, batch_size=config.batch_size, k_fraction=config.k_fraction,
-        context=config.context, vocab_chunk_elements=config.vocab_chunk_elements)))
+    by_text = _scores_of(pm, distinct_texts, config)
     scores = [by_text[text] for text in texts]
     scope_scores, held_scores = scores[:len(scope)], scores[len(scope):]
     held_values = {spec.name: score_values(held_scores, spec) for spec in SCORES}
@@ -162,7 +222,7 @@ def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str
         by = [name for name, p in p_values.items() if p.value < limit]
         spans = tuple((secrets or {}).get(record_id, ()))
         if spans and (scope[record_id], spans) not in exposures:
-            exposures[scope[record_id], spans] = _exposures(pm, scope[record_id], spans, config)
+            exposures[scope[record_id], spans] = _cached_exposures(pm, scope[record_id], spans, config)
         records.append(RecordProbe(
             record_id=record_id, scores=record.as_dict(), flagged=bool(by), flagged_by=by,
             p_values={name: PValueReport(value=p.value, estimate=p.estimate, holdout=p.holdout)
