@@ -194,7 +194,18 @@ def test_subject_keys_are_truncated(state: Path, keyer: SubjectKeyer):
     data, page = _build(state, request)
     key = request.subject_keys["email"]
     assert key not in page and key not in json.dumps(data)
-    assert data["request"]["subject_keys"] == {"email": key[:12] + "…"}
+    assert data["request"]["subject_keys"] == {"email": f"hmac:{key[:12]}…"}
+
+
+def test_a_subject_key_starting_with_twelve_digits_is_not_taken_for_a_phone_number(state: Path, keyer: SubjectKeyer):
+    request = make_run(state, keyer, 3, received=NOW - timedelta(days=3), until="attest")
+    path = request_dir(state, request.id) / "request.json"
+    filed = json.loads(path.read_text())
+    digits_first = "159818625281a862b18d52ca07d5f2ca3d2e33b5a2a6d47d7d83b088269a02c3"  # met in a demo run
+    filed["subject_keys"] = {"email": digits_first}
+    path.write_text(json.dumps(filed), encoding="utf-8")
+    data, page = _build(state, request)
+    assert data["request"]["subject_keys"] == {"email": "hmac:159818625281…"} and "hmac:159818625281…" in page
 
 
 def test_incomplete_request(state: Path, keyer: SubjectKeyer):

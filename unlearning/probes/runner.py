@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -95,18 +96,20 @@ class _Memo:
     """
 
     def __init__(self, limit: int):
-        self.limit, self.items = limit, OrderedDict()
+        self.limit, self.items, self.lock = limit, OrderedDict(), threading.Lock()  # the API serves in threads
 
     def get(self, key):
-        if key in self.items:
-            self.items.move_to_end(key)
-        return self.items.get(key)
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+            return self.items.get(key)
 
     def put(self, key, value) -> None:
-        self.items[key] = value
-        self.items.move_to_end(key)
-        while len(self.items) > self.limit:
-            self.items.popitem(last=False)
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.limit:
+                self.items.popitem(last=False)
 
 
 _SCORES, _EXPOSURES = _Memo(200_000), _Memo(20_000)
