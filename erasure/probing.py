@@ -113,7 +113,7 @@ def probe_records(settings: Settings, graph: GraphStore, request: ProbeRequest, 
         raise ConfigurationError(f"{request.adapter} has no Lethe manifest naming its dataset version; say which "
                                  "version's holdout to calibrate against with --dataset")
     content = wiring.content_store(settings)
-    named = queries.holdout_named_in_training(graph, dataset)
+    named = queries.holdout_sharing_people_with_training(graph, dataset)
     holdout_ids = [i for i in queries.holdout_record_ids(graph, dataset) if i not in named]
     scope_ids = list(dict.fromkeys(request.record_ids))
     scope = record_texts(content, scope_ids, "requested")
@@ -132,6 +132,6 @@ def probe_records(settings: Settings, graph: GraphStore, request: ProbeRequest, 
         report.notes.append(f"{len(untrained)} requested record(s) are not in the training shards of {dataset}, "
                             f"e.g. {sorted(untrained)[0]}: the adapter never trained on them")
     report.notes.append(f"calibrated against the {len(holdout)} holdout records of {dataset}"
-                        + (f" ({len(named)} held-out records left out: their owners are named in trained records)"
+                        + (f" ({len(named)} held-out records left out: they share a person with trained records)"
                            if named else ""))
     return report

@@ -164,8 +164,8 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
     erased = queries.erased_record_ids(graph, sorted(trained | {rid for rid, _ in plan.holdout}))
     derived = derive_without(plan, set(record_ids) | erased, datetime.now(timezone.utc))
     forget = _texts(settings, scope)
-    # Calibration: held-out people the model never read, not even named in another's trained ticket.
-    named = queries.holdout_named_in_training(graph, plan.version.id)
+    # Calibration: held-out records that share no person with the training records, either way round.
+    named = queries.holdout_sharing_people_with_training(graph, plan.version.id)
     holdout = _texts(settings, [rid for rid, _ in derived.holdout if rid not in named])
     kept = sorted(rid for s in derived.shards for rid, _ in s.records)
     retain = _texts(settings, kept[:: max(1, len(kept) // RETAIN_SAMPLE)][:RETAIN_SAMPLE])

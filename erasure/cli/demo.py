@@ -211,7 +211,12 @@ def _evidence(report: dict) -> str:
     canaries = [e for r in report["records"] for e in r.get("exposures", [])
                 if e["kind"] == "SECRET_CODE" and not e["control"]]
     if canaries:
+        # The highest of n canaries: by chance it reaches x bits with 1 - (1 - 2^-x)^n. The base model's
+        # exposure of the same canary (no adapter) tells a format the model finds likely from learning.
         top = max(canaries, key=lambda e: e["exposure"])
-        line += (f"; canary exposure {top['exposure']:.1f} bits of {math.log2(top['candidates'] + 1):.0f} "
-                 f"(chance: P(≥ {top['exposure']:.1f}) = {2 ** -top['exposure']:.3f})")
+        chance = 1 - (1 - 2 ** -top["exposure"]) ** len(canaries)
+        ref = "" if top.get("exposure_ref") is None else f", base model alone {top['exposure_ref']:.1f}"
+        line += (f"; top canary exposure of {len(canaries)}: {top['exposure']:.1f} bits of "
+                 f"{math.log2(top['candidates'] + 1):.0f}{ref} (chance that the top of {len(canaries)} "
+                 f"reaches it: {chance:.3f})")
     return line

@@ -232,16 +232,21 @@ def record_owners(store: GraphStore, record_ids: Sequence[str]) -> dict[str, lis
     return {row["id"]: row["keys"] for row in rows}
 
 
-def holdout_named_in_training(store: GraphStore, dataset_id: str) -> set[str]:
-    """Held-out records whose owner is named in a record the version trains on (another person's ticket).
+def holdout_sharing_people_with_training(store: GraphStore, dataset_id: str) -> set[str]:
+    """Held-out records that share a person with the records the version trains on, either way round.
 
-    The model read that person's name there, so their records are not text it never saw: probes leave them
-    out of the calibration (an erasure removes the records naming a person, so the holdout must be as clean).
+    Their owner is named in a trained record (another person's ticket), or they name a person whose own
+    records are trained on. Either way the model read part of their text, so they are not text it never
+    saw: probes leave them out of the calibration (an erasure removes the records that name its subject,
+    so the holdout must be as clean).
     """
+    trained = "(t:Record)-[:IN]->(:Shard)-[:PART_OF]->(d)"
     rows = store.read(
-        "MATCH (h:Record)-[:HELD_OUT]->(d:DatasetVersion {id: $id}) MATCH (s:Subject)-[:OWNS]->(h) "
-        "MATCH (t:Record)-[:MENTIONS]->(s) WHERE (t)-[:IN]->(:Shard)-[:PART_OF]->(d) AND NOT (s)-[:OWNS]->(t) "
-        "RETURN DISTINCT h.id AS id", id=dataset_id)
+        "MATCH (h:Record)-[:HELD_OUT]->(d:DatasetVersion {id: $id}) "
+        f"WHERE EXISTS {{ MATCH (s:Subject)-[:OWNS]->(h), (t:Record)-[:MENTIONS]->(s) WHERE {trained} "
+        "AND NOT (s)-[:OWNS]->(t) } "
+        f"OR EXISTS {{ MATCH (h)-[:MENTIONS]->(s:Subject)-[:OWNS]->(t:Record) WHERE {trained} "
+        "AND NOT (s)-[:OWNS]->(h) } RETURN h.id AS id", id=dataset_id)
     return {row["id"] for row in rows}
 
 
