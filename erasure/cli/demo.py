@@ -119,9 +119,9 @@ def _erase_customers(settings: Settings, graph, corpus, plan, customer: dict, se
     """Legal's queue for the day: one memorized customer and others on the same shard, run as one batch.
 
     The engine coalesces requests on the same served adapter into one remedy (one shard retrain), and the
-    probe after it covers all their records: some 150 distinct tickets of about fifty people (the forty and
-    those whose tickets name them) against the holdout, where one person's three or four tickets alone give an
-    AUC whose interval spans most of [0, 1].
+    probe after it covers all their records: about a hundred distinct tickets of some 33 people (the thirty
+    and those whose tickets name them) against the holdout, where one person's three or four tickets alone
+    give an AUC whose interval spans most of [0, 1].
     """
     from datetime import datetime, timezone
 
