@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import random
 
+from rich.table import Table
+
 from erasure import wiring
 from erasure.cli import render
 from erasure.demo_corpus import generate_corpus, write_jsonl
@@ -69,8 +71,7 @@ def run_demo(settings: Settings, customers: int, seed: int) -> None:
     keyer = wiring.subject_keyer(settings)
     with wiring.open_graph(settings) as graph:
         console.print(render.counts_table("Graph", queries.graph_counts(graph)))
-        dataset = graph.read("MATCH (d:DatasetVersion) RETURN d.id AS id ORDER BY d.created_at DESC LIMIT 1")[0]["id"]
-        plan = queries.dataset_plan(graph, dataset)
+        plan = queries.dataset_plan(graph, queries.dataset_versions(graph)[0]["id"])
         customer = memorized_customer(corpus, {rid for s in plan.shards for rid, _ in s.records})
         key = keyer.key(IdentifierKind.EMAIL, customer["email"])
         console.print(f"[bold]5.[/] blast radius of customer #{customer['index']} (email → subject key {key[:12]}…):")
@@ -125,7 +126,7 @@ def _erase_customers(settings: Settings, graph, corpus, plan, customer: dict, se
     """
     from datetime import datetime, timezone
 
-    from attestation import KeyRegistry, verify_bundle
+    from attestation import KeyRegistry
     from erasure.attesting import probe_summary, scope_hashes
     from erasure.engine import file_and_scope, run_requests, step_results
     from erasure.keyring import Keyring
@@ -157,7 +158,7 @@ def _erase_customers(settings: Settings, graph, corpus, plan, customer: dict, se
                   f"{len(first['blast_radius']['result']['deployments'])} deployment(s); the others share them")
     keyring = Keyring.open(settings.state_dir)
     registry = KeyRegistry.load(keyring.registry_path)
-    console.print(_queue_table(customers, outcomes, scopes, steps, registry, verify_bundle))
+    console.print(_queue_table(customers, outcomes, scopes, steps, registry))
     for adapter_id, report in first["probe_before"]["result"]["adapters"].items():
         console.print(f"    before, customer #{customer['index']}: {len(report['flagged'])} of "
                       f"{len(report['records'])} records flagged on {adapter_id}; {_evidence(report)}")
@@ -179,9 +180,9 @@ def _erase_customers(settings: Settings, graph, corpus, plan, customer: dict, se
     console.print(f"[bold]10.[/] reports: {outcomes[0].report} (one per request)")
 
 
-def _queue_table(customers, outcomes, scopes, steps, registry, verify_bundle) -> Table:
+def _queue_table(customers, outcomes, scopes, steps, registry) -> Table:
     """One row per request: its scope, the records flagged before, its verdict, and whether it verifies."""
-    from rich.table import Table
+    from attestation import verify_bundle
 
     table = Table(title="The day's requests", title_justify="left",
                   caption="scope: their records, and others' tickets that name them or copy theirs; look-alikes: "

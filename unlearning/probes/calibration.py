@@ -139,9 +139,9 @@ def _two_stage(values: np.ndarray, groups: Sequence[str] | None, rng: np.random.
         return lambda: rng.choice(values, len(values))
     names = list(dict.fromkeys(groups))
     index = {name: i for i, name in enumerate(names)}
-    order = np.argsort([index[g] for g in groups], kind="stable")
-    ordered = values[order]
-    sizes = np.bincount([index[g] for g in groups], minlength=len(names))
+    person = np.array([index[g] for g in groups])
+    ordered = values[np.argsort(person, kind="stable")]
+    sizes = np.bincount(person, minlength=len(names))
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
 
     def draw() -> np.ndarray:
