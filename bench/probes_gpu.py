@@ -32,6 +32,29 @@ def peak_tflops(device_name: str) -> float | None:
     return None
 
 
+def compiled_figures(model, sequences, batch_size: int, chunk: dict, eager_scores, eager_seconds: float) -> dict:
+    """The same pass through torch.compile: compile (warm-up) time, tokens/s, speed-up, largest score gap."""
+    import torch
+
+    from unlearning.probes.scoring import score_token_sequences
+
+    progress("compiling the scoring pass (both adapter states) ...")
+    started = time.perf_counter()
+    score_token_sequences(model, sequences[:batch_size], pad_id=0, batch_size=batch_size, compile_model=True,
+                          **chunk)
+    torch.cuda.synchronize()
+    warm_up = time.perf_counter() - started
+    started = time.perf_counter()
+    scores = score_token_sequences(model, sequences, pad_id=0, batch_size=batch_size, compile_model=True, **chunk)
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    tokens = sum(len(s.logp) for s in scores)
+    gap = max(abs(float(a.logp.mean()) - float(b.logp.mean())) for a, b in zip(scores, eager_scores))
+    return {"compiled_warm_up_s": round(warm_up, 1), "compiled_tokens_per_s": round(2 * tokens / seconds),
+            "compiled_speedup": round(eager_seconds / seconds, 2),
+            "compiled_vs_eager_max_mean_logp_gap": round(gap, 5)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; print progress to stderr and the figures as one JSON line on stdout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -41,6 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--layers", type=int, default=22)
     parser.add_argument("--vocab-chunk", type=int, default=None,
                         help="logit elements per vocabulary slice (default: the scoring pass's own choice)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also score through torch.compile in the same run (compile time, tokens/s, score gap)")
     parser.add_argument("--profile", action="store_true",
                         help="also print the torch profiler's top operators by GPU time to stderr")
     args = parser.parse_args(argv)
@@ -82,6 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     scores = score_token_sequences(model, sequences, pad_id=0, batch_size=args.batch_size, **chunk)
     torch.cuda.synchronize()
     seconds = time.perf_counter() - started
+    peak_memory = torch.cuda.max_memory_allocated()
     tokens = sum(len(s.logp) for s in scores)
     attention = 2 * 2 * args.layers * (args.length / 2) * config.hidden_size
     flops = 2 * tokens * (2 * touched + attention)  # two passes
@@ -89,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
     # (bf16 matmuls may pick other kernels for other shapes, so agreement is to bf16 rounding, not exact).
     alone = [score_token_sequences(model, [s], pad_id=0, batch_size=1, **chunk)[0] for s in sequences[:4]]
     batch_gap = max(abs(float(a.logp.mean()) - float(b.logp.mean())) for a, b in zip(alone, scores[:4]))
+    compiled = compiled_figures(model, sequences, args.batch_size, chunk, scores, seconds) if args.compile else {}
     name = torch.cuda.get_device_name()
     peak = peak_tflops(name)
     achieved = flops / seconds / 1e12
@@ -100,9 +127,12 @@ def main(argv: list[str] | None = None) -> dict:
         "tokens_per_s": round(2 * tokens / seconds), "scored_tokens_per_s": round(tokens / seconds),
         "seconds": round(seconds, 2), "achieved_tflops": round(achieved, 1), "peak_bf16_tflops": peak,
         "share_of_peak": round(achieved / peak, 3) if peak else None,
-        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+        "peak_memory_gib": round(peak_memory / 2**30, 2),
         "batch1_vs_batched_max_mean_logp_gap": round(batch_gap, 5),
+        **compiled,
     }
+    if compiled and peak:
+        figures["compiled_share_of_peak"] = round(achieved * compiled["compiled_speedup"] / peak, 3)
     print(json.dumps(figures))
     return figures
 

@@ -222,6 +222,8 @@ def probe(
     alpha: float = typer.Option(0.01, min=1e-6, max=0.5, help="false-flag rate per record"),
     exposure: bool = typer.Option(True, help="test the secrets Presidio finds in the records for exposure"),
     generate: bool = typer.Option(True, help="sample generations and scan them for the owners' identifiers"),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the scoring pass: for large jobs "
+                                                                  "on a GPU (compiling takes minutes)"),
     out: Path | None = typer.Option(None, help="also write the report as JSON here"),
 ) -> None:
     """Did an adapter memorize these records? Scores vs its holdout, exposure, generations; a table and JSON."""
@@ -232,7 +234,7 @@ def probe(
     request = ProbeRequest(adapter=adapter, record_ids=tuple(record), dataset=dataset, exposure=exposure,
                            generate=generate)
     with wiring.open_graph(settings) as graph, console.status("probing (loading the models the first time)…"):
-        report = probe_records(settings, graph, request, ProbeConfig(alpha=alpha))
+        report = probe_records(settings, graph, request, ProbeConfig(alpha=alpha, compile_model=compile_model))
     render.probe_report(report)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

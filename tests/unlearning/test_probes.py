@@ -50,6 +50,19 @@ def test_scores_do_not_depend_on_batch_size_or_vocab_chunking(probe_model):
                 assert getattr(a, name) == pytest.approx(getattr(b, name), abs=2e-5), (kwargs, name)
 
 
+@pytest.mark.slow
+def test_compiled_scoring_gives_the_eager_scores(probe_model):
+    from unlearning.probes.scoring import score_token_sequences, text_token_ids
+
+    sequences = text_token_ids(probe_model.tokenizer, TEXTS[:12])
+    pad = probe_model.tokenizer.pad_token_id
+    eager = score_token_sequences(probe_model.model, sequences, pad_id=pad, batch_size=5)
+    compiled = score_token_sequences(probe_model.model, sequences, pad_id=pad, batch_size=5, compile_model=True)
+    for a, b in zip(eager, compiled):
+        assert np.allclose(a.logp, b.logp, atol=1e-4) and np.allclose(a.ref_logp, b.ref_logp, atol=1e-4)
+        assert np.allclose(a.z, b.z, atol=1e-3) and (a.correct == b.correct).mean() > 0.99
+
+
 def test_adapter_and_reference_passes_differ_and_reference_is_the_base_model(probe_model, tiny_base_model):
     from unlearning.adapters import sequence_nll
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,9 +155,38 @@ def adapter_merged(model) -> Iterator[None]:
         model.unmerge_adapter()
 
 
+def _vocab_stats(logits: torch.Tensor, target: torch.Tensor, softcap: float | None,
+                 full_stats: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Per position: the target's log-prob and, with `full_stats`, its Min-K%++ z and whether it is the argmax."""
+    if softcap:
+        logits = softcap * torch.tanh(logits.float() / softcap)
+    logprobs = torch.log_softmax(logits, dim=-1, dtype=torch.float32)  # no separate float32 copy first
+    logp = logprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    if not full_stats:
+        return logp, None, None
+    probs = logprobs.exp()
+    mu = (probs * logprobs).sum(-1)
+    var = (probs * logprobs.square()).sum(-1) - mu.square()
+    return logp, (logp - mu) / var.clamp(min=1e-12).sqrt(), logprobs.argmax(-1) == target
+
+
+def _compiled(model) -> tuple[torch.nn.Module, Callable]:
+    """The decoder body and the vocabulary statistics compiled by torch.compile, once per model object.
+
+    Dynamic shapes, so batches of other widths reuse the graphs; the adapter's on and off states each
+    compile once (peft's switch is a guard).
+    """
+    cached = getattr(model, "_lethe_compiled_scoring", None)
+    if cached is None:
+        body = _decoder_and_head(model)[0]
+        cached = (torch.compile(body, dynamic=True), torch.compile(_vocab_stats, dynamic=True))
+        model._lethe_compiled_scoring = cached
+    return cached
+
+
 @torch.no_grad()
 def _score_batch(model, batch: list[_Window], pad_id: int, device: torch.device, vocab_chunk_elements: int,
-                 full_stats: bool) -> list[tuple[np.ndarray, ...]]:
+                 full_stats: bool, compile_model: bool = False) -> list[tuple[np.ndarray, ...]]:
     """Target log-probs of every scored position (plus z and argmax hits when `full_stats`), per window.
 
     Only the scored positions go through the LM head: they are gathered into one contiguous
@@ -166,6 +195,9 @@ def _score_batch(model, batch: list[_Window], pad_id: int, device: torch.device,
     a third of the GPU time in the profile).
     """
     body, head, softcap = _decoder_and_head(model)
+    stats = _vocab_stats
+    if compile_model:
+        body, stats = _compiled(model)
     width = max(len(w.ids) for w in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -185,18 +217,12 @@ def _score_batch(model, batch: list[_Window], pad_id: int, device: torch.device,
     for start in range(0, len(targets), step):
         with autocast(device):
             logits = head(positions[start:start + step])
-        if softcap:
-            logits = softcap * torch.tanh(logits.float() / softcap)
-        logprobs = torch.log_softmax(logits, dim=-1, dtype=torch.float32)  # no separate float32 copy first
-        target = targets[start:start + step].unsqueeze(-1)
-        logp_parts.append(logprobs.gather(-1, target).squeeze(-1))
+        logp, z, hit = stats(logits, targets[start:start + step], softcap, full_stats)
+        logp_parts.append(logp)
         if full_stats:
-            probs = logprobs.exp()
-            mu = (probs * logprobs).sum(-1)
-            var = (probs * logprobs.square()).sum(-1) - mu.square()
-            z_parts.append((logp_parts[-1] - mu) / var.clamp(min=1e-12).sqrt())
-            hit_parts.append(logprobs.argmax(-1) == target.squeeze(-1))
-        del logits, logprobs
+            z_parts.append(z)
+            hit_parts.append(hit)
+        del logits
     bounds = np.cumsum([len(w.ids) - 1 - w.first_target for w in batch])[:-1]
     logp = np.split(torch.cat(logp_parts).cpu().numpy(), bounds)
     z = np.split(torch.cat(z_parts).cpu().numpy(), bounds) if full_stats else [None] * len(batch)
@@ -213,10 +239,13 @@ def _batches(windows: list[_Window], batch_size: int) -> Iterator[list[int]]:
 
 def score_token_sequences(model, sequences: Sequence[list[int]], *, pad_id: int, batch_size: int = 32,
                           context: int | None = None, reference: bool = True,
-                          vocab_chunk_elements: int | None = None) -> list[TokenScores]:
+                          vocab_chunk_elements: int | None = None,
+                          compile_model: bool = False) -> list[TokenScores]:
     """Token-level scores of each sequence; `reference` adds the adapter-disabled pass.
 
     `vocab_chunk_elements` bounds the logits held at once (default: `default_vocab_chunk_elements`).
+    `compile_model` runs the decoder and the vocabulary statistics through torch.compile (fused
+    element-wise kernels); the first call per model pays the compilation.
     """
     if batch_size < 1:
         raise ProbeInputError(f"batch_size must be >= 1, got {batch_size}")
@@ -234,14 +263,15 @@ def score_token_sequences(model, sequences: Sequence[list[int]], *, pad_id: int,
     # All adapter passes first, then all reference passes: the adapter is merged (or disabled) once.
     with adapter_merged(model):
         for idx in batches:
-            results = _score_batch(model, [windows[i] for i in idx], pad_id, device, vocab_chunk_elements, True)
+            results = _score_batch(model, [windows[i] for i in idx], pad_id, device, vocab_chunk_elements, True,
+                                   compile_model)
             for i, result in zip(idx, results):
                 per_window[i] = result
     if reference:
         with adapter_off(model):
             for idx in batches:
                 results = _score_batch(model, [windows[i] for i in idx], pad_id, device, vocab_chunk_elements,
-                                       False)
+                                       False, compile_model)
                 for i, result in zip(idx, results):
                     ref_window[i] = result[0]
     parts: list[list[int]] = [[] for _ in sequences]
@@ -281,13 +311,14 @@ def record_scores(tokens: TokenScores, k_fraction: float = 0.2) -> RecordScores:
 
 
 def score_texts(model, tokenizer, texts: Sequence[str], *, batch_size: int = 32, k_fraction: float = 0.2,
-                context: int | None = None,
-                vocab_chunk_elements: int | None = None) -> list[RecordScores]:
+                context: int | None = None, vocab_chunk_elements: int | None = None,
+                compile_model: bool = False) -> list[RecordScores]:
     """Record-level scores of each text under `model` (a peft model: adapter on, then off)."""
     if not 0.0 < k_fraction <= 1.0:
         raise ProbeInputError(f"Min-K%++ k must be in (0, 1], got {k_fraction}")
     sequences = text_token_ids(tokenizer, texts)
     pad_id = pad_token_id(tokenizer)
     tokens = score_token_sequences(model, sequences, pad_id=pad_id, batch_size=batch_size,
-                                   context=context, vocab_chunk_elements=vocab_chunk_elements)
+                                   context=context, vocab_chunk_elements=vocab_chunk_elements,
+                                   compile_model=compile_model)
     return [record_scores(t, k_fraction) for t in tokens]
