@@ -76,10 +76,24 @@ def main(argv: list[str] | None = None) -> dict:
         "end_to_end_seconds": round(filing + running, 1), "file_and_scope_seconds": round(filing, 1),
         "run_seconds": round(running, 1),
         "steps_seconds": {name: round(step["seconds"], 2) for name, step in steps.items()},
+        "remedy_stage_seconds": _remedy_stages(settings.state_dir),
         "verdict": outcome.verdict["status"],
     }
     print(json.dumps(figures))
     return figures
+
+
+def _remedy_stages(state_dir) -> dict[str, float]:
+    """The remedy's own stages (prepare, methods with the probe after, utility, lineage and deletion)."""
+    records = sorted((state_dir / "remedies").glob("*/record.json"))
+    if len(records) != 1:
+        return {}
+    document = json.loads(records[0].read_text(encoding="utf-8"))
+    stages = dict(document.get("stage_seconds", {}))
+    if document.get("after"):
+        stages["of_methods_probe_after"] = round(document["after"]["seconds"], 2)
+    stages["of_methods_training"] = round(sum(a["seconds"] for a in document.get("attempts", [])), 2)
+    return stages
 
 
 def _plain(message: str) -> None:

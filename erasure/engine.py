@@ -178,6 +178,7 @@ def _record_json(record: RemedyRecord, config: dict, request_ids: Sequence[str],
             "attempts": record.attempts, "utility": record.utility, "deleted_weights": record.deleted_weights,
             "new_dataset_version": record.new_dataset_version, "old_manifest": record.old_manifest,
             "coalesced_with": sorted(request_ids), "still_flagged": record.still_flagged,
+            "stage_seconds": record.stage_seconds,
             "before": record.before.model_dump(mode="json") if record.before is not None else None,
             "after": record.after.model_dump(mode="json") if record.after is not None else None}
 
@@ -223,6 +224,7 @@ def _run_remedy(settings: Settings, graph: GraphStore, adapter: dict, record_ids
         document = json.loads(pending.read_text(encoding="utf-8"))
         document.pop("old_weights")
         document["deleted_weights"] = record.deleted_weights
+        document["stage_seconds"] = record.stage_seconds  # now with the lineage write and the deletion
     write_json_atomic(final, document)
     if pending.is_file():
         pending.unlink()

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -58,6 +59,7 @@ class RemedyRecord:
     utility: dict = field(default_factory=dict)
     remedy_id: str | None = None
     old_manifest: dict | None = None  # dataset version id, manifest root and size the old adapter trained on
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # prepare, methods (with probes after), ...
 
 
 def path_of(uri: str) -> Path:
@@ -135,6 +137,7 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
     from unlearning.probes import ProbeConfig, open_probe_model, probe_adapter
 
     get_method(method)  # an unknown method fails before any work
+    clock = _StageClock()
     parsed = parse_config(method, config)
     adapter_dir = Path(adapter_dir)
     old = adapter_node(graph, adapter_dir)
@@ -178,7 +181,10 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
         return probe_adapter(open_probe_model(settings.base_model, path), forget, holdout, probe_config,
                              secrets=secrets, people=people)
 
+    record.stage_seconds = clock.lap("prepare")
     record.before = before if before is not None else probe(adapter_dir)
+    if before is None:
+        record.stage_seconds = clock.lap("probe_before")
     if probe_only:
         return record
 
@@ -198,6 +204,7 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
 
     result = remediate(method, parsed, make_input, probe, escalate_to="retrain" if escalate else None,
                        on_step=on_step)
+    clock.lap("methods")  # training and the probe after each attempt
     final = result.final
     record.attempts = [{"method": a.outcome.method, "kind": a.outcome.kind.value, "sha256": a.outcome.adapter_sha256,
                         "steps": a.outcome.steps, "seconds": round(a.outcome.seconds, 2),
@@ -213,11 +220,27 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
     record.utility = _utility(settings.base_model, adapter_dir, final.outcome.adapter_dir, retain, holdout)
     record.remedy_id = remedy_id
     old_weights = [(old["id"], adapter_dir)] + affected
+    record.stage_seconds = clock.lap("utility")
     if before_commit is not None:
         before_commit(record, old_weights)
     _write_lineage(graph, record, old, derived if exact else None, plan, final.outcome, affected, settings)
     record.deleted_weights = delete_weights(graph, old_weights)
+    record.stage_seconds = clock.lap("lineage_and_deletion")
     return record
+
+
+class _StageClock:
+    """Seconds per named stage of a remedy, in the order they ran (for the record and the benchmarks)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.mark = time.perf_counter()
+
+    def lap(self, name: str) -> dict[str, float]:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self.mark, 3)
+        self.mark = now
+        return dict(self.seconds)
 
 
 def _utility(base: Path, old_dir: Path, new_dir: Path, retain: Mapping[str, str],

@@ -72,6 +72,7 @@ def test_calibration_leaves_out_held_out_records_sharing_a_person_with_training(
     record = remedy_adapter(pipeline["settings"], graph, Path(output(pipeline["train"], "fine_tune")["path"]),
                             [sorted(trained)[0]], "retrain", probe_only=True)
     assert record.before.holdout_ids == len(held) - len(left_out)
+    assert list(record.stage_seconds) == ["prepare", "probe_before"]
 
 
 def test_adapter_digest_in_the_graph_matches_the_file(pipeline):

@@ -75,6 +75,10 @@ def test_two_requests_share_one_remedy_and_each_gets_a_verified_attestation(pipe
     assert len(remedies[0]) == len(remedies[1]) == 1
     assert remedies[0][0]["remedy_id"] == remedies[1][0]["remedy_id"]  # coalesced into one retrain
     assert remedies[0][0]["coalesced_with"] == sorted([a.id, b.id])
+    # Where the remedy's time went: every stage (the probe before covers the two requests' records at once).
+    stages = remedies[0][0]["stage_seconds"]
+    assert set(stages) == {"prepare", "probe_before", "methods", "utility", "lineage_and_deletion"}
+    assert all(seconds >= 0 for seconds in stages.values())
     new_served = served_adapters(graph)
     assert len(new_served) == 1 and new_served[0]["id"] != old[0]["id"] and new_served[0]["state"] == "active"
     old_state = graph.read("MATCH (o:Adapter {id: $id}) RETURN o.state AS state, o.deleted_files_sha256 AS sha",
