@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from pydantic import ValidationError
 
 from erasure.demo_corpus import generate_corpus
@@ -40,18 +41,32 @@ def probe_model(tiny_base_model, adapter):
 
 # --- scoring pass -------------------------------------------------------------------------------------
 
+def same_scores(pm) -> dict[str, float]:
+    """How closely two batchings of one computation agree: float32 (the CPU) to 2e-5; in bf16 (a GPU) the
+    kernels differ by shape, so to bf16's precision (8 significant bits)."""
+    return {"rtol": 0.0, "atol": 2e-5} if pm.dtype == torch.float32 else {"rtol": 2 ** -7, "atol": 2e-3}
+
+
 def test_scores_do_not_depend_on_batch_size_or_vocab_chunking(probe_model):
     texts = TEXTS[:12]
     reference = score_texts(probe_model.model, probe_model.tokenizer, texts, batch_size=12)
+    tolerance = same_scores(probe_model)
     for kwargs in ({"batch_size": 1}, {"batch_size": 5}, {"batch_size": 12, "vocab_chunk_elements": 1024}):
         other = score_texts(probe_model.model, probe_model.tokenizer, texts, **kwargs)
         for a, b in zip(reference, other):
-            for name in ("nll", "ref_nll", "ratio", "min_k_pp", "es", "em"):
-                assert getattr(a, name) == pytest.approx(getattr(b, name), abs=2e-5), (kwargs, name)
+            for name in ("nll", "ref_nll", "ratio", "min_k_pp"):
+                assert getattr(a, name) == pytest.approx(getattr(b, name), rel=tolerance["rtol"],
+                                                         abs=tolerance["atol"]), (kwargs, name)
+            if probe_model.dtype == torch.float32:
+                assert (a.es, a.em) == (b.es, b.em), kwargs
+            else:  # an argmax between two logits equal to bf16 precision may flip: em moves by 1/tokens a flip
+                assert abs(a.em - b.em) <= 2 / a.tokens, kwargs
 
 
 @pytest.mark.slow
 def test_compiled_scoring_gives_the_eager_scores(probe_model):
+    if probe_model.dtype != torch.float32:
+        pytest.skip("in bf16 fused kernels round differently; bench.probes_gpu --compile measures the gap")
     from unlearning.probes.scoring import score_token_sequences, text_token_ids
 
     sequences = text_token_ids(probe_model.tokenizer, TEXTS[:12])
@@ -151,8 +166,8 @@ def test_continuations_of_a_shared_prefix_score_as_the_full_sequences(probe_mode
     full = score_token_sequences(probe_model.model, [prefix + t for t in tails], pad_id=0, batch_size=5)
     for tail, a, r, f in zip(tails, scored, ref, full):
         assert len(a) == len(tail)
-        np.testing.assert_allclose(a, f.logp[len(prefix) - 1:], atol=2e-5)
-        np.testing.assert_allclose(r, f.ref_logp[len(prefix) - 1:], atol=2e-5)
+        np.testing.assert_allclose(a, f.logp[len(prefix) - 1:], **same_scores(probe_model))
+        np.testing.assert_allclose(r, f.ref_logp[len(prefix) - 1:], **same_scores(probe_model))
     assert any(not np.allclose(a, r, atol=1e-3) for a, r in zip(scored, ref))  # the adapter pass is not the base's
     with pytest.raises(ProbeInputError, match="at least one token"):
         score_continuations(probe_model.model, prefix, [tails[0], []], pad_id=0)
