@@ -32,22 +32,24 @@ def peak_tflops(device_name: str) -> float | None:
     return None
 
 
-def compiled_figures(model, sequences, batch_size: int, chunk: dict, eager_scores, eager_seconds: float) -> dict:
-    """The same pass through torch.compile: compile (warm-up) time, tokens/s, speed-up, largest score gap."""
+def timed_scoring(model, sequences, batch_size: int, **options) -> tuple[list, float]:
+    """Both passes over `sequences`, and their wall time once the GPU has finished."""
     import torch
 
     from unlearning.probes.scoring import score_token_sequences
 
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    scores = score_token_sequences(model, sequences, pad_id=0, batch_size=batch_size, **options)
+    torch.cuda.synchronize()
+    return scores, time.perf_counter() - started
+
+
+def compiled_figures(model, sequences, batch_size: int, chunk: dict, eager_scores, eager_seconds: float) -> dict:
+    """The same pass through torch.compile: compile (warm-up) time, tokens/s, speed-up, largest score gap."""
     progress("compiling the scoring pass (both adapter states) ...")
-    started = time.perf_counter()
-    score_token_sequences(model, sequences[:batch_size], pad_id=0, batch_size=batch_size, compile_model=True,
-                          **chunk)
-    torch.cuda.synchronize()
-    warm_up = time.perf_counter() - started
-    started = time.perf_counter()
-    scores = score_token_sequences(model, sequences, pad_id=0, batch_size=batch_size, compile_model=True, **chunk)
-    torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
+    _, warm_up = timed_scoring(model, sequences[:batch_size], batch_size, compile_model=True, **chunk)
+    scores, seconds = timed_scoring(model, sequences, batch_size, compile_model=True, **chunk)
     tokens = sum(len(s.logp) for s in scores)
     gap = max(abs(float(a.logp.mean()) - float(b.logp.mean())) for a, b in zip(scores, eager_scores))
     return {"compiled_warm_up_s": round(warm_up, 1), "compiled_tokens_per_s": round(2 * tokens / seconds),
@@ -103,10 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
         progress(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=60))
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
-    started = time.perf_counter()
-    scores = score_token_sequences(model, sequences, pad_id=0, batch_size=args.batch_size, **chunk)
-    torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
+    scores, seconds = timed_scoring(model, sequences, args.batch_size, **chunk)
     peak_memory = torch.cuda.max_memory_allocated()
     tokens = sum(len(s.logp) for s in scores)
     attention = 2 * 2 * args.layers * (args.length / 2) * config.hidden_size

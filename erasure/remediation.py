@@ -156,7 +156,7 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
     plan: DatasetPlan = queries.dataset_plan(graph, manifest["dataset_version"])
     trained = {rid for s in plan.shards for rid, _ in s.records}
     scope = [rid for rid in dict.fromkeys(record_ids) if rid in trained]
-    record = RemedyRecord(old_adapter=old["id"], method=method)
+    record = RemedyRecord(old_adapter=old["id"], method=method, stage_seconds=clock.seconds)
     record.old_manifest = {"dataset_version": plan.version.id, "root": plan.manifest.root,
                            "size": len(plan.manifest.leaves)}
     if not scope:
@@ -181,10 +181,10 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
         return probe_adapter(open_probe_model(settings.base_model, path), forget, holdout, probe_config,
                              secrets=secrets, people=people)
 
-    record.stage_seconds = clock.lap("prepare")
+    clock.lap("prepare")
     record.before = before if before is not None else probe(adapter_dir)
     if before is None:
-        record.stage_seconds = clock.lap("probe_before")
+        clock.lap("probe_before")
     if probe_only:
         return record
 
@@ -220,12 +220,12 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
     record.utility = _utility(settings.base_model, adapter_dir, final.outcome.adapter_dir, retain, holdout)
     record.remedy_id = remedy_id
     old_weights = [(old["id"], adapter_dir)] + affected
-    record.stage_seconds = clock.lap("utility")
+    clock.lap("utility")
     if before_commit is not None:
         before_commit(record, old_weights)
     _write_lineage(graph, record, old, derived if exact else None, plan, final.outcome, affected, settings)
     record.deleted_weights = delete_weights(graph, old_weights)
-    record.stage_seconds = clock.lap("lineage_and_deletion")
+    clock.lap("lineage_and_deletion")
     return record
 
 
@@ -236,11 +236,10 @@ class _StageClock:
         self.seconds: dict[str, float] = {}
         self.mark = time.perf_counter()
 
-    def lap(self, name: str) -> dict[str, float]:
+    def lap(self, name: str) -> None:
         now = time.perf_counter()
         self.seconds[name] = round(now - self.mark, 3)
         self.mark = now
-        return dict(self.seconds)
 
 
 def _utility(base: Path, old_dir: Path, new_dir: Path, retain: Mapping[str, str],

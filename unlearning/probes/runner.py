@@ -100,9 +100,10 @@ class _Memo:
 
     def get(self, key):
         with self.lock:
-            if key in self.items:
+            value = self.items.get(key)
+            if value is not None:
                 self.items.move_to_end(key)
-            return self.items.get(key)
+            return value
 
     def put(self, key, value) -> None:
         with self.lock:
@@ -127,7 +128,8 @@ def _scores_of(pm: ProbeModel, texts: Sequence[str], config: ProbeConfig) -> dic
     """Each text's scores under the adapter, scoring only those this process has not scored yet."""
     # Compiled kernels round differently in bf16 (~0.007 nats a token on an H100): a setting of its own.
     settings = (_model_key(pm), config.k_fraction, config.context, config.compile_model)
-    found = {text: _SCORES.get((settings, _digest(text))) for text in texts}
+    keys = {text: (settings, _digest(text)) for text in texts}
+    found = {text: _SCORES.get(key) for text, key in keys.items()}
     missing = [text for text, scores in found.items() if scores is None]
     if missing:
         scored = score_texts(pm.model, pm.tokenizer, missing, batch_size=config.batch_size,
@@ -135,7 +137,7 @@ def _scores_of(pm: ProbeModel, texts: Sequence[str], config: ProbeConfig) -> dic
                              vocab_chunk_elements=config.vocab_chunk_elements, compile_model=config.compile_model)
         for text, scores in zip(missing, scored):
             found[text] = scores
-            _SCORES.put((settings, _digest(text)), scores)
+            _SCORES.put(keys[text], scores)
     return found
 
 
