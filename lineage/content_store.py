@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 CONTENT_REF_PREFIX = "lethe-content:"
@@ -45,6 +45,26 @@ class ContentStore:
             marks = ",".join("?" * len(chunk))
             out.update(self._db.execute(f"SELECT id, text FROM content WHERE id IN ({marks})", chunk))
         return out
+
+    def hashes(self, ids: Sequence[str]) -> dict[str, str]:
+        """id -> content hash of the stored texts among `ids`."""
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            out.update(self._db.execute(f"SELECT id, sha256 FROM content WHERE id IN ({marks})", chunk))
+        return out
+
+    def iter_texts(self, batch: int = 2000) -> Iterator[dict[str, str]]:
+        """Every stored text, in id order, `batch` at a time (id -> text)."""
+        last = ""
+        while True:
+            rows = self._db.execute("SELECT id, text FROM content WHERE id > ? ORDER BY id LIMIT ?",
+                                    (last, batch)).fetchall()
+            if not rows:
+                return
+            yield dict(rows)
+            last = rows[-1][0]
 
     def delete_many(self, ids: Sequence[str]) -> int:
         """Delete the texts of erased records; returns how many were present."""

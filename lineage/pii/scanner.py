@@ -46,11 +46,18 @@ class PiiScanner:
     """Presidio over texts, with deny lists of known identifiers; reports subject keys only."""
 
     def __init__(self, keyer: SubjectKeyer, known: Iterable[tuple[str, str]] = (), *,
-                 spacy_model: str | None = None, score_threshold: float = 0.4):
+                 aliases: Iterable[tuple[str, str, str]] = (), spacy_model: str | None = None,
+                 score_threshold: float = 0.4):
+        """`known`: (kind, value) deny lists; `aliases`: (kind, value, key) other spellings of an identifier
+        (a name without its middle name, say), found like `known` and reported under the identifier's key."""
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold!r}")
         self._keyer = keyer
         self._keys: dict[tuple[IdentifierKind, str], str | None] = {}  # raw spans, in memory only
+        aliases = list(aliases)
+        self._aliases = {(IdentifierKind(kind), normalize_identifier(IdentifierKind(kind), value)): key
+                         for kind, value, key in aliases}
+        known = [*known, *((kind, value) for kind, value, _ in aliases)]
         self._threshold = score_threshold
         self._engine = nlp_engine(spacy_model)
         deny_lists, self.known_skipped = _deny_lists(known)
@@ -99,7 +106,7 @@ class PiiScanner:
         cached = self._keys.get((kind, value), _MISSING)
         if cached is _MISSING:
             try:
-                cached = self._keyer.key(kind, value)
+                cached = self._aliases.get((kind, normalize_identifier(kind, value))) or self._keyer.key(kind, value)
             except ValueError:
                 cached = None
             if len(self._keys) >= KEY_CACHE_SIZE:

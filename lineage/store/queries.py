@@ -284,3 +284,37 @@ def erased_record_ids(store: GraphStore, record_ids: Sequence[str]) -> set[str]:
     rows = store.read("UNWIND $ids AS id MATCH (r:Record {id: id}) WHERE r.state = 'erased' RETURN r.id AS id",
                       ids=list(record_ids))
     return {row["id"] for row in rows}
+
+
+def owned_record_counts(store: GraphStore, keys: Sequence[str]) -> dict[str, tuple[str, int]]:
+    """Subject key -> (its identifier kind, how many records it owns that are not erased)."""
+    rows = store.read("UNWIND $keys AS key MATCH (s:Subject {key: key}) "
+                      "OPTIONAL MATCH (s)-[:OWNS]->(r:Record) WHERE coalesce(r.state, 'active') <> 'erased' "
+                      "RETURN s.key AS key, s.kind AS kind, count(r) AS n", keys=list(keys))
+    return {row["key"]: (row["kind"], row["n"]) for row in rows}
+
+
+def ownership(store: GraphStore, keys: Sequence[str]) -> dict[str, dict[str, dict[str, str]]]:
+    """Subject key -> {record id -> {owner key -> kind}} for the records each key owns (not erased)."""
+    rows = store.read("UNWIND $keys AS key MATCH (s:Subject {key: key})-[:OWNS]->(r:Record) "
+                      "WHERE coalesce(r.state, 'active') <> 'erased' MATCH (o:Subject)-[:OWNS]->(r) "
+                      "RETURN s.key AS key, r.id AS record, collect([o.key, o.kind]) AS owners", keys=list(keys))
+    out: dict[str, dict[str, dict[str, str]]] = {key: {} for key in keys}
+    for row in rows:
+        out[row["key"]][row["record"]] = {key: kind for key, kind in row["owners"]}
+    return out
+
+
+def known_subject_keys(store: GraphStore, keys: Sequence[str]) -> set[str]:
+    """Which of `keys` are subject keys the graph knows."""
+    rows = store.read("UNWIND $keys AS key MATCH (s:Subject {key: key}) RETURN s.key AS key", keys=list(keys))
+    return {row["key"] for row in rows}
+
+
+def training_status(store: GraphStore, record_ids: Sequence[str]) -> dict[str, str]:
+    """Record id -> trained (in a shard a fine-tune run trained on), held_out (held out of a dataset version
+    and never trained), or none (never reached a run)."""
+    rows = store.read("UNWIND $ids AS id MATCH (r:Record {id: id}) "
+                      "RETURN r.id AS id, EXISTS { (r)-[:IN]->(:Shard)<-[:TRAINED_ON]-(:FineTuneRun) } AS trained, "
+                      "EXISTS { (r)-[:HELD_OUT]->(:DatasetVersion) } AS held_out", ids=list(record_ids))
+    return {row["id"]: "trained" if row["trained"] else "held_out" if row["held_out"] else "none" for row in rows}

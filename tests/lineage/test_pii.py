@@ -296,3 +296,12 @@ def test_unusable_known_identifiers_are_skipped(keyer):
     scanner = PiiScanner(keyer, [("email", "not-an-email"), ("phone", "12"), ("name", "Ada Lovelace")],
                          spacy_model=BLANK)
     assert (scanner.deny_list_size, scanner.known_skipped) == (1, 2)
+
+
+def test_aliases_of_a_known_identifier_are_reported_under_its_key(keyer):
+    key = keyer.key("name", "Orla Maeve Brennan-Quist")
+    scanner = PiiScanner(keyer, known=[("name", "Orla Maeve Brennan-Quist")],
+                         aliases=[("name", "Orla Brennan-Quist", key), ("name", "Brennan-Quist Orla", key)])
+    texts = ["Writing for Orla Brennan-Quist today.", "brennan-quist orla called", "Orla Quist called"]
+    assert [[m.key for m in r.mentions] for r in scanner.scan(texts)] == [[key], [key], []]
+    assert "Brennan" not in repr(scanner)
