@@ -21,11 +21,15 @@ from attestation.identifier_guard import find_identifiers, refuse_identifiers
 from attestation.keys import (KeyEntry, KeyPurpose, KeyRegistry, SigningKey, generate_signing_key, key_id,
                               load_private_key, public_key_pem, save_private_key)
 from attestation.manifest_proofs import LeafProof, NonInclusionProof, scope_root, verify_non_inclusion
-from attestation.predicate import (PREDICATE_TYPE, AucEstimate, BlastCounts, BlastIds, BlastRadius,
+from attestation.predicate import (PREDICATE_TYPE_V1, AucEstimate, BlastCounts, BlastIds, BlastRadius,
                                    ErasurePredicate, HoldoutStats, ManifestChange, ManifestRef, Method,
                                    Probes, ProbeSummary, RecordScore, Request, Scope, Timings, Utility,
                                    UtilitySnapshot, Verdict, Versions, check_evidence)
-from attestation.statement import (STATEMENT_TYPE, DigestSet, ResourceDescriptor, Statement, build_statement,
+from attestation.predicate_v2 import (PREDICATE_TYPE_V2, ErasurePredicateV2, FalseAlarmControl, Flag,
+                                      IdentifierSummary, IdentitySummary, SweepHitSummary, Sweeps, SweepSummary,
+                                      Training)
+from attestation.statement import (PREDICATE_TYPE, STATEMENT_TYPE, AnyStatement, DigestSet, ResourceDescriptor,
+                                   Statement, StatementV1, build_statement,
                                    parse_statement, sign_statement, statement_payload, subject,
                                    subject_of_path, subjects_from)
 from attestation.transparency_log import TransparencyLog
@@ -34,11 +38,14 @@ from attestation.verifier import verify_attestation, verify_bundle, verify_check
 
 __all__ = [
     # statements and predicate
-    "STATEMENT_TYPE", "PREDICATE_TYPE", "Statement", "ResourceDescriptor", "DigestSet", "subject",
+    "STATEMENT_TYPE", "PREDICATE_TYPE", "PREDICATE_TYPE_V1", "PREDICATE_TYPE_V2", "Statement", "StatementV1",
+    "AnyStatement", "ResourceDescriptor", "DigestSet", "subject",
     "subject_of_path", "subjects_from", "build_statement", "statement_payload", "sign_statement",
     "parse_statement", "ErasurePredicate", "Request", "Scope", "BlastRadius", "BlastCounts", "BlastIds",
     "Method", "ManifestChange", "ManifestRef", "Probes", "ProbeSummary", "HoldoutStats", "AucEstimate",
     "RecordScore", "Utility", "UtilitySnapshot", "Timings", "Versions", "Verdict", "check_evidence",
+    "ErasurePredicateV2", "IdentitySummary", "IdentifierSummary", "Sweeps", "SweepSummary", "SweepHitSummary",
+    "FalseAlarmControl", "Flag", "Training",
     "LeafProof", "NonInclusionProof", "verify_non_inclusion", "scope_root",
     "find_identifiers", "refuse_identifiers",
     # envelopes and keys

@@ -1,4 +1,7 @@
-"""The erasure predicate (https://lethe.dev/attestation/erasure/v1): what was erased, how, and the evidence.
+"""The erasure predicate v1 (https://lethe.dev/attestation/erasure/v1): what was erased, how, and the evidence.
+
+Lethe issues v2 (attestation.predicate_v2: this and the identity, sweeps, false-alarm control and training
+status); v1 bundles still verify.
 
 Every field is required, even the optional ones (they must be given as null): a reader can tell
 "not measured" from "forgotten", and no default is ever filled in. Validators enforce policy that
@@ -16,7 +19,7 @@ from attestation.errors import EvidenceError
 from attestation.manifest_proofs import NonInclusionProof, scope_root, verify_non_inclusion
 from attestation.schema import Count, Name, Probability, Sha256Hex, StrictModel, UtcDatetime
 
-PREDICATE_TYPE = "https://lethe.dev/attestation/erasure/v1"
+PREDICATE_TYPE_V1 = "https://lethe.dev/attestation/erasure/v1"
 
 # A random request reference: letters, digits and ._:- only, so it cannot be an email or a name.
 RequestReference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{7,127}$")]

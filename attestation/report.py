@@ -7,7 +7,7 @@ from typing import Any, Callable, Literal
 
 from attestation.checkpoint import Checkpoint
 from attestation.errors import AttestationError, exit_code_for
-from attestation.statement import Statement
+from attestation.statement import AnyStatement
 
 # The verifier's steps, in the order they run.
 STEPS = ("bundle", "envelope", "signature", "payload_type", "statement_type", "predicate",
@@ -29,7 +29,7 @@ class VerificationReport:
 
     steps: list[StepResult] = field(default_factory=list)
     error: AttestationError | None = None
-    statement: Statement | None = None
+    statement: AnyStatement | None = None
     signers: tuple[str, ...] = ()
     checkpoint: Checkpoint | None = None
 

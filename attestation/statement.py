@@ -17,7 +17,8 @@ from attestation.encoding import canonical_json, loads_canonical
 from attestation.errors import InputError, StatementError
 from attestation.identifier_guard import refuse_identifiers
 from attestation.keys import SigningKey
-from attestation.predicate import PREDICATE_TYPE, ErasurePredicate, check_evidence
+from attestation.predicate import PREDICATE_TYPE_V1, ErasurePredicate, check_evidence
+from attestation.predicate_v2 import PREDICATE_TYPE_V2 as PREDICATE_TYPE, ErasurePredicateV2
 from attestation.schema import Name, Sha256Hex, StrictModel
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -36,13 +37,11 @@ class ResourceDescriptor(StrictModel):
     digest: DigestSet
 
 
-class Statement(StrictModel):
-    """An in-toto Statement v1 whose predicate is an `ErasurePredicate`."""
+class _StatementBase(StrictModel):
+    """An in-toto Statement v1: its type and subjects (the predicate is the subclass's)."""
 
     type_: Literal["https://in-toto.io/Statement/v1"] = Field(alias="_type")
     subject: Annotated[list[ResourceDescriptor], Field(min_length=1)]
-    predicateType: Literal["https://lethe.dev/attestation/erasure/v1"]  # noqa: N815 (in-toto's field name)
-    predicate: ErasurePredicate
 
     @model_validator(mode="after")
     def _unique_subjects(self) -> Self:
@@ -60,6 +59,24 @@ class Statement(StrictModel):
         return self.model_dump(mode="json", by_alias=True)
 
 
+class Statement(_StatementBase):
+    """A statement whose predicate is the current `ErasurePredicateV2` (what Lethe issues)."""
+
+    predicateType: Literal["https://lethe.dev/attestation/erasure/v2"]  # noqa: N815 (in-toto's field name)
+    predicate: ErasurePredicateV2
+
+
+class StatementV1(_StatementBase):
+    """A statement issued before v2, whose predicate is an `ErasurePredicate` (v1); still verifiable."""
+
+    predicateType: Literal["https://lethe.dev/attestation/erasure/v1"]  # noqa: N815
+    predicate: ErasurePredicate
+
+
+AnyStatement = Statement | StatementV1
+STATEMENTS: dict[str, type[_StatementBase]] = {PREDICATE_TYPE: Statement, PREDICATE_TYPE_V1: StatementV1}
+
+
 def subject(name: str, sha256: str) -> ResourceDescriptor:
     """A subject from a name and a hex SHA-256."""
     return ResourceDescriptor(name=name, digest=DigestSet(sha256=sha256))
@@ -70,7 +87,7 @@ def subject_of_path(name: str, path: Path) -> ResourceDescriptor:
     return subject(name, path_sha256(path))
 
 
-def build_statement(subjects: Sequence[ResourceDescriptor], predicate: ErasurePredicate) -> Statement:
+def build_statement(subjects: Sequence[ResourceDescriptor], predicate: ErasurePredicateV2) -> Statement:
     """A statement over `subjects`; refused if invalid, if its evidence fails, or if it names a person."""
     try:
         statement = Statement.model_validate({"_type": STATEMENT_TYPE, "subject": list(subjects),
@@ -94,7 +111,7 @@ def sign_statement(statement: Statement, keys: Sequence[SigningKey]) -> Envelope
     return sign_envelope(statement_payload(statement), PAYLOAD_TYPE_IN_TOTO, keys)
 
 
-def parse_statement(payload: bytes) -> Statement:
+def parse_statement(payload: bytes) -> AnyStatement:
     """Parse payload bytes into a Statement: type, predicate type, schema and policy, in that order."""
     try:
         raw = loads_canonical(payload, "statement payload")
@@ -104,15 +121,16 @@ def parse_statement(payload: bytes) -> Statement:
         raise StatementError("the statement payload is not a JSON object")
     if raw.get("_type") != STATEMENT_TYPE:
         raise StatementError(f"statement _type is {raw.get('_type')!r}, expected {STATEMENT_TYPE!r}")
-    if raw.get("predicateType") != PREDICATE_TYPE:
-        raise StatementError(f"predicateType is {raw.get('predicateType')!r}, expected {PREDICATE_TYPE!r}; "
-                             "this verifier knows only Lethe erasure predicates of that version")
+    kind = STATEMENTS.get(raw.get("predicateType")) if isinstance(raw.get("predicateType"), str) else None
+    if kind is None:
+        raise StatementError(f"predicateType is {raw.get('predicateType')!r}, expected one of "
+                             f"{sorted(STATEMENTS)}; this verifier knows only Lethe erasure predicates of those versions")
     refuse_identifiers(raw)
     try:
         # JSON mode: timestamps arrive as strings, everything else must already have its type.
-        return Statement.model_validate_json(payload)
+        return kind.model_validate_json(payload)
     except ValidationError as exc:
-        raise StatementError(f"the statement does not match {PREDICATE_TYPE}: {_summary(exc)}") from exc
+        raise StatementError(f"the statement does not match {raw['predicateType']}: {_summary(exc)}") from exc
 
 
 def _summary(exc: ValidationError, shown: int = 5) -> str:

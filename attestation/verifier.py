@@ -25,7 +25,7 @@ from attestation.keys import KeyPurpose, KeyRegistry
 from attestation.merkle import leaf_hash, verify_consistency, verify_inclusion
 from attestation.predicate import check_evidence
 from attestation.report import STEPS, StepResult, VerificationReport
-from attestation.statement import STATEMENT_TYPE, Statement, parse_statement
+from attestation.statement import STATEMENT_TYPE, AnyStatement, parse_statement
 
 # Signer and log clocks may differ a little; more than this is treated as a false date.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -40,7 +40,7 @@ class _Verification:
         self.envelope: Envelope | None = None
 
     @property
-    def statement(self) -> Statement:
+    def statement(self) -> AnyStatement:
         return self.report.statement
 
     def parse(self) -> str:

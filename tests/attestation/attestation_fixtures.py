@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from attestation import (Bundle, ErasurePredicate, KeyPurpose, KeyRegistry, SigningKey, Statement,
+from attestation import (Bundle, ErasurePredicateV2, KeyPurpose, KeyRegistry, SigningKey, Statement,
                          TransparencyLog, build_statement, make_bundle, sign_statement, subject)
 from lineage.merkle import Manifest, merkle_root
 
@@ -70,8 +70,32 @@ def _probe(adapter: str, sha: str, flagged: bool) -> dict:
             "records": records}
 
 
+def _sweep(texts: int) -> dict:
+    return {"texts_scanned": texts, "batch_lines_scanned": texts, "training_texts_scanned": 20,
+            "identifier_kinds": ["account", "email", "name"], "secrets": 1, "hits": [], "weak_hits": 0}
+
+
+V2_FIELDS = {
+    "identity": {"expand": True, "hops": 1, "ambiguous_records": 0, "identifiers": [
+        {"kind": "email", "hop": 0, "decision": "given", "owned_records": 3, "people": 1, "value_found": True},
+        {"kind": "name", "hop": 1, "decision": "followed", "owned_records": 3, "people": 1, "value_found": True},
+        {"kind": "account", "hop": 1, "decision": "shared_not_followed", "owned_records": 9, "people": 2,
+         "value_found": False}]},
+    "sweeps": {"before": _sweep(23), "after": _sweep(20)},
+    "false_alarm_control": {"method": "holm", "alpha": 0.01, "run_requests": 2, "tests_before": 5, "tests_after": 5,
+                            "flags_after": []},
+    "training": {"subject_records": 3, "trained": 3, "held_out": 0, "not_in_any_run": 0, "never_trained": False,
+                 "adapters_trained_on_mentions": []},
+}
+
+
 def predicate_json() -> dict:
-    """A complete, valid erasure predicate as JSON (a fresh copy each call)."""
+    """A complete, valid erasure predicate (v2) as JSON (a fresh copy each call)."""
+    return {**predicate_json_v1(), **copy.deepcopy(V2_FIELDS)}
+
+
+def predicate_json_v1() -> dict:
+    """A complete, valid erasure predicate of the first version (v1) as JSON (a fresh copy each call)."""
     non_inclusion = [json.loads(json.dumps(asdict(MANIFEST_AFTER.non_inclusion_proof(h)))) for h in SCOPE]
     value = {
         "attested_at": _iso(NOW),
@@ -100,16 +124,16 @@ def predicate_json() -> dict:
     return copy.deepcopy(value)
 
 
-def make_predicate(value: dict | None = None) -> ErasurePredicate:
+def make_predicate(value: dict | None = None) -> ErasurePredicateV2:
     """Validate a predicate from its JSON form (the default one if none is given)."""
-    return ErasurePredicate.model_validate_json(json.dumps(value if value is not None else predicate_json()))
+    return ErasurePredicateV2.model_validate_json(json.dumps(value if value is not None else predicate_json()))
 
 
 SUBJECT_DIGESTS = {"adapter:before:adapter-1": ADAPTER_BEFORE_SHA, "adapter:after:adapter-2": ADAPTER_AFTER_SHA,
                    "manifest:after:tickets:v2": hashlib.sha256(b"manifest v2 file").hexdigest()}
 
 
-def make_statement(predicate: ErasurePredicate | None = None) -> Statement:
+def make_statement(predicate: ErasurePredicateV2 | None = None) -> Statement:
     """A valid statement over the default subjects."""
     subjects = [subject(name, digest) for name, digest in sorted(SUBJECT_DIGESTS.items())]
     return build_statement(subjects, predicate or make_predicate())

@@ -106,7 +106,7 @@ def _set(value, path, new):
     (lambda v: _set(v, ("verdict",), {"status": "incomplete", "reasons": []}), "must say why"),
     (lambda v: _set(v, ("verdict",), {"status": "incomplete", "reasons": ["  "]}), "pattern"),
     (lambda v: _set(v, ("verdict", "status"), "deleted"), "erased"),
-    (lambda v: _set(v, ("probes", "after"), v["probes"]["before"]), "still flag"),
+    (lambda v: _set(v, ("probes", "after"), v["probes"]["before"]), "without being listed"),
     (lambda v: _set(v, ("manifests", 0, "non_inclusion"), v["manifests"][0]["non_inclusion"][:2]), "short"),
     (lambda v: _set(v, ("request", "due_at"), "2020-01-01T00:00:00Z"), "before received_at"),
     (lambda v: _set(v, ("request", "extended_due_at"), "2025-06-01T00:00:00Z"), "give both or neither"),
