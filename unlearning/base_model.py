@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,10 +65,21 @@ def _train_tokenizer(corpus: list[str], vocab_size: int, max_positions: int) -> 
                                    model_max_length=max_positions)
 
 
+def _build_versions() -> dict[str, str]:
+    """Versions that change what the same recipe builds: a cached model built under others is rebuilt."""
+    versions = {"torch": torch.__version__}
+    for package in ("transformers", "tokenizers", "lethe"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "unknown"
+    return versions
+
+
 def _build_record(corpus: list[str], **params) -> dict:
     corpus_sha = hashlib.sha256(json.dumps(corpus, ensure_ascii=False).encode()).hexdigest()
     return {"format": BUILD_FORMAT, "corpus_sha256": corpus_sha, "pretrain_lr": PRETRAIN_LR,
-            "pretrain_batch": PRETRAIN_BATCH, **params}
+            "pretrain_batch": PRETRAIN_BATCH, "versions": _build_versions(), **params}
 
 
 def _cached(out_dir: Path, record: dict) -> bool:
