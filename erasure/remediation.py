@@ -25,6 +25,7 @@ from erasure import wiring
 from erasure.errors import ConfigurationError
 from erasure.probing import people_of, record_texts, secret_spans
 from erasure.settings import Settings
+from erasure.statistics import holm_flags
 from lineage.dataset import DatasetPlan, derive_without, write_dataset_version
 from lineage.errors import NotFoundError
 from lineage.models import Adapter, Edge, FineTuneRun
@@ -122,14 +123,16 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
                    method: str = "retrain", config: Mapping | None = None, *, escalate: bool = True,
                    probe_config=None, on_step: Callable[[int, int, float], None] | None = None,
                    before=None, probe_only: bool = False, remedy_id: str | None = None,
-                   before_commit: Callable[[RemedyRecord, list[tuple[str, Path]]], None] | None = None
-                   ) -> RemedyRecord:
+                   before_commit: Callable[[RemedyRecord, list[tuple[str, Path]]], None] | None = None,
+                   family_size: int | None = None) -> RemedyRecord:
     """Remove `record_ids` from the served adapter at `adapter_dir`; returns what was done and the probes.
 
     `before`: the old adapter's probe report when the caller already has it (same probe config);
     `probe_only`: stop after that probe (the record then holds `before` only).
     `before_commit(record, old_weights)`: called with the finished record just before the lineage
     transaction, so a caller can persist it and tell after a crash whether the commit happened.
+    `family_size`: how many records the caller's run judges in all; escalation then flags by Holm over
+    that family (erasure.statistics), as the attestations do, not by each record's own threshold.
     """
     from unlearning.methods.base import RemedyInput
     from unlearning.methods.registry import get_method, parse_config
@@ -202,8 +205,13 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
         return RemedyInput(settings.base_model, adapter_dir, forget, retain, _fresh_dir(graph, out),
                            manifest={**manifest, "remedy_method": name, "replaces": old["id"]})
 
+    family = max(family_size or 0, len(scope))
+
+    def flagged_of(report) -> tuple[str, ...]:
+        return holm_flags(report, set(scope), report.config.alpha, family)
+
     result = remediate(method, parsed, make_input, probe, escalate_to="retrain" if escalate else None,
-                       on_step=on_step)
+                       on_step=on_step, flagged_of=flagged_of)
     clock.lap("methods")  # training and the probe after each attempt
     final = result.final
     record.attempts = [{"method": a.outcome.method, "kind": a.outcome.kind.value, "sha256": a.outcome.adapter_sha256,

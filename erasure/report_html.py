@@ -6,12 +6,14 @@ drawn here as SVG, so the page needs nothing from the network.
 
 from __future__ import annotations
 
-import html
 import json
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+from erasure.html_parts import _days, _e, _missing, _num, _pairs, _Raw, _table, _when
+from erasure.report_evidence import evidence_html
 
 if TYPE_CHECKING:
     from erasure.reporting import (BlastSection, Distribution, ErasureReport, ProbeSummary, RegisterRow, Remedy,
@@ -33,53 +35,6 @@ font-weight:600}.erased{background:#d4edda;color:#155724}.incomplete{background:
 tr.overdue td{background:#fbe3e1}.late{color:#b3261e;font-weight:600}.ids{font-size:.85em;color:#444}
 svg{display:block;margin:.6em 0;max-width:100%}svg text{font:11px system-ui,sans-serif}
 """
-
-
-class _Raw(str):
-    """HTML built here from escaped parts: inserted as is."""
-
-
-def _e(value: object) -> str:
-    """Escaped text of a value (raw HTML built here passes through)."""
-    return value if isinstance(value, _Raw) else html.escape("" if value is None else str(value))
-
-
-def _when(moment: datetime | None) -> str:
-    """A time as 'YYYY-MM-DD HH:MM UTC'."""
-    return "—" if moment is None else moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _num(value: float | int | None, digits: int = 3) -> str:
-    """A number for a table cell ('—' when absent)."""
-    if value is None:
-        return "—"
-    return f"{value:,}" if isinstance(value, int) else f"{value:.{digits}g}"
-
-
-def _days(days: int) -> str:
-    """'3 days left' or 'overdue by 2 days'."""
-    n = abs(days) if days < 0 else days
-    unit = "day" if n == 1 else "days"
-    return f"overdue by {n} {unit}" if days < 0 else f"{n} {unit} left"
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], numeric: Sequence[int] = ()) -> str:
-    """A table; cells are escaped unless built here, columns in `numeric` right-aligned."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    num = ' class="num"'
-    body = "".join("<tr>" + "".join(f"<td{num if i in numeric else ''}>{_e(c)}</td>" for i, c in enumerate(row))
-                   + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _pairs(items: Iterable[tuple[str, object]]) -> str:
-    """A two-column table of labels and values."""
-    return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in items) + "</table>"
-
-
-def _missing(what: str = "not reached") -> str:
-    """The mark of a step the request has not reached."""
-    return f'<p class="missing">{_e(what)}</p>'
 
 
 def _svg(width: int, height: int, body: str, label: str) -> str:
@@ -399,7 +354,8 @@ def render_report(report: ErasureReport) -> str:
              "Only ids, hashes, times and figures from the request's run folder; steps not reached are marked so.</p>")
     body = "".join([intro, _request_html(report), _timeline_html(report.timeline), _scope_html(report.scope),
                     _blast_html(report.blast_radius), _probes_html(report), _remedy_html(report),
-                    _erased_html(report), _verdict_html(report), _verify_html(report.verify)])
+                    evidence_html(report.evidence), _erased_html(report), _verdict_html(report),
+                    _verify_html(report.verify)])
     return _page(f"Erasure report {report.request.id}", body)
 
 

@@ -24,14 +24,19 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from attestation.identifier_guard import find_identifiers
 from erasure.errors import ErasureError
+from erasure.identity import IdentityResult
+from erasure.report_evidence import EvidenceSection, evidence_section
 from erasure.report_html import render_register, render_report
 from erasure.requests import FiledRequest, RequestNotFoundError, list_requests, request_dir, write_json_atomic
+from erasure.run_folder import ATTESTED_STEPS
+from erasure.statistics import StatisticsResult
+from erasure.sweep import SweepResult
 from lineage.impact import BlastRadius
 
 __all__ = ["SCORE_ORIENTATION", "STEPS", "ErasureReport", "RegisterRow", "ReportError", "ReportPaths", "build_report",
            "load_report_inputs", "make_report", "oriented_score", "register", "write_register"]
 
-STEPS = ("scope", "blast_radius", "probe_before", "remedy", "probe_after", "erase_records", "attest")
+STEPS = ATTESTED_STEPS
 REPORT_FORMAT = "lethe-erasure-report/v1"
 REGISTER_FORMAT = "lethe-erasure-register/v1"
 KEY_CHARS = 12  # subject keys are shown truncated: enough to match them, too little to act on
@@ -76,11 +81,13 @@ class ScopeRow(_View):
 
     id: str
     content_sha256: str
-    reasons: list[Literal["owned", "mentioned", "near_duplicate"]]
+    reasons: list[Literal["owned", "mentioned", "near_duplicate", "shared_identifier", "swept"]]
     similarity: float | None = None
     decision: Literal["included", "excluded_borderline", "included_reviewed", "excluded_reviewed"]
     matched: str | None = None  # the scope record a near-duplicate resembles
     confirmation: str | None = None  # what confirmed a near-duplicate beyond cosine
+    identifiers: list[str] = []  # identifier kinds found in it
+    shared_spans: dict[str, int] = {}  # kinds of the rare spans it shares with the scope
 
 
 class ScopeResult(_View):
@@ -232,7 +239,9 @@ class AttestResult(_View):
 
 
 _RESULTS: dict[str, type[BaseModel]] = {"scope": ScopeResult, "remedy": RemedyResult, "erase_records": EraseResult,
-                                         "attest": AttestResult}
+                                         "attest": AttestResult, "identity": IdentityResult,
+                                         "sweep_before": SweepResult, "sweep_after": SweepResult,
+                                         "statistics": StatisticsResult}
 
 
 # ---- the report ----
@@ -383,6 +392,7 @@ class ErasureReport(BaseModel):
     erased_at_source: EraseResult | None
     verdict: Verdict | None
     verify: VerifySection | None
+    evidence: EvidenceSection
 
 
 @dataclass(frozen=True)
@@ -431,6 +441,7 @@ class _Served(_View):
     """The adapters serving deployments, listed beside the blast radius."""
 
     served_adapters: list[ServedAdapter] = []
+    training: dict[str, Any] | None = None  # whether the subject's own records were trained on
 
 
 class _Probes(_View):
@@ -442,8 +453,8 @@ class _Probes(_View):
 def _step_result(name: str, step: StepFile, path: Path) -> Any:
     """The typed result of one step."""
     if name == "blast_radius":
-        served = _validate(_Served, step.result, path, "the blast_radius result").served_adapters
-        return _validate(BlastRadius, step.result, path, "the blast_radius result"), served
+        extra = _validate(_Served, step.result, path, "the blast_radius result")
+        return _validate(BlastRadius, step.result, path, "the blast_radius result"), extra.served_adapters, extra.training
     if name in ("probe_before", "probe_after"):
         return _validate(_Probes, step.result, path, f"the {name} result").adapters
     return _validate(_RESULTS[name], step.result, path, f"the {name} result")
@@ -583,7 +594,8 @@ def make_report(inputs: ReportInputs, now: datetime) -> ErasureReport:
     res = inputs.results
     probes = {k: {a: _probe_summary(p) for a, p in res[k].items()} if k in res else None
               for k in ("probe_before", "probe_after")}
-    blast = _blast_section(*res["blast_radius"]) if "blast_radius" in res else None
+    blast = _blast_section(*res["blast_radius"][:2]) if "blast_radius" in res else None
+    training = res["blast_radius"][2] if "blast_radius" in res else None
     attest = res.get("attest")
     return ErasureReport(
         generated_at=now, request=_request_section(inputs.request), timeline=_timeline(inputs, now),
@@ -592,6 +604,7 @@ def make_report(inputs: ReportInputs, now: datetime) -> ErasureReport:
         probes=ProbeSection(before=probes["probe_before"], after=probes["probe_after"],
                             pairs=_pairs(res.get("probe_before"), res.get("probe_after"), res.get("remedy"))),
         remedy=res.get("remedy"), erased_at_source=res.get("erase_records"), verdict=attest.verdict if attest else None,
+        evidence=evidence_section(res, training),
         verify=_verify_section(attest, inputs.folder) if attest else None)
 
 

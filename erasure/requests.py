@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from pathlib import Path
@@ -162,11 +163,17 @@ def request_dir(state_dir: Path, request_id: str) -> Path:
 
 
 def write_json_atomic(path: Path, value: object) -> None:
-    """Write JSON to `path` through a temporary file and a rename, so a crash leaves old or new, never half."""
+    """Write JSON to `path` (owner-only) through a temporary file of its own and a rename, so a crash leaves
+    the old or the new file, never half of one, and concurrent writers never share a temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(value, indent=1, sort_keys=True, default=str) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _request_id(tag: str) -> str:

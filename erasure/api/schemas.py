@@ -43,6 +43,9 @@ class FileRequestBody(ErasureIntake):
     """An erasure request as legal files it (identifiers come as plain strings, are kept as keys only)."""
 
     review: bool = Field(False, description="hold the request for a person's review before anything runs")
+    expand_identity: bool = Field(True, description="follow the other identifiers the subject's records link to "
+                                                    "them (false: only the identifiers given)")
+    hops: int = Field(1, ge=0, le=3, description="how far to follow linked identifiers")
 
     @field_validator("received_at", mode="wrap")
     @classmethod
@@ -77,11 +80,46 @@ class RequestSummary(BaseModel):
                    extended_due_at=request.extended_due_at, review=request.review, **extra)
 
 
+class IdentifierOut(BaseModel):
+    """One identifier of the subject's identity: its kind and how it was found (never its value or key)."""
+
+    kind: str
+    hop: int = Field(description="0: filed; 1: found on the subject's records one hop away")
+    decision: str = Field(description="given | followed | shared_not_followed | not_followed | over_limit | "
+                                      "dropped_by_reviewer")
+    owned_records: int
+    people: int | None = Field(description="groups of other identifiers among its records (2+: shared)")
+    value_found: bool = Field(description="its value was read back from the subject's records (and swept for)")
+    linked_by: list[str] = Field(description="records that tie it to the identity")
+
+
+class ScopeCounts(BaseModel):
+    """The scope found at filing, in counts."""
+
+    in_scope: int
+    borderline: int
+    per_reason: dict[str, int]
+
+
+class FiledRequestOut(RequestSummary):
+    """A filed request with what identity resolution found and the scope's size."""
+
+    identity: list[IdentifierOut]
+    scope: ScopeCounts | None
+
+
+class VerdictOut(BaseModel):
+    """The attested verdict and why."""
+
+    status: str = Field(description="erased | incomplete")
+    reasons: list[str]
+
+
 class RequestProgress(RequestSummary):
     """A request's status with the steps done so far and, once attested, the verdict."""
 
-    steps_done: list[str] = Field(description="steps finished, by name (e.g. resolve, probe_before, attest)")
-    verdict: str | None = Field(description="the attestation's verdict (erased | incomplete), once attested")
+    steps_done: list[str] = Field(description="steps finished, by name (e.g. identity, scope, probe_before, attest)")
+    verdict: VerdictOut | None = Field(description="the attestation's verdict and its reasons, once attested")
 
 
 class ExtensionBody(BaseModel):

@@ -127,7 +127,6 @@ def _erase_customers(settings: Settings, graph, corpus, plan, customer: dict, se
     from datetime import datetime, timezone
 
     from attestation import KeyRegistry
-    from erasure.attesting import probe_summary, scope_hashes
     from erasure.engine import file_and_scope, run_requests, step_results
     from erasure.keyring import Keyring
     from erasure.requests import ErasureIntake
@@ -146,7 +145,6 @@ def _erase_customers(settings: Settings, graph, corpus, plan, customer: dict, se
     console.print(f"[bold]6.[/] legal filed {len(requests)} GDPR requests today (due {requests[0].due_at:%Y-%m-%d}), "
                   f"one per fictitious customer: #{customer['index']}, whose canary ticket was trained on, and "
                   f"{len(requests) - 1} others drawn from the same shard")
-    scopes = [step_results(settings.state_dir, r.id)["scope"]["result"] for r in requests]
     ids = [r.id for r in requests]
     with console.status("engine: blast radius → probe → retrain the affected shard → probe → erase → attest…") as s:
         outcomes = run_requests(settings, graph, ids, on_event=lambda rid, what: s.update(f"{rid}: {what}…"))
@@ -158,7 +156,7 @@ def _erase_customers(settings: Settings, graph, corpus, plan, customer: dict, se
                   f"{len(first['blast_radius']['result']['deployments'])} deployment(s); the others share them")
     keyring = Keyring.open(settings.state_dir)
     registry = KeyRegistry.load(keyring.registry_path)
-    console.print(_queue_table(customers, outcomes, scopes, steps, registry))
+    console.print(_queue_table(customers, outcomes, steps, registry))
     for adapter_id, report in first["probe_before"]["result"]["adapters"].items():
         console.print(f"    before, customer #{customer['index']}: {len(report['flagged'])} of "
                       f"{len(report['records'])} records flagged on {adapter_id}; {_evidence(report)}")
@@ -169,35 +167,53 @@ def _erase_customers(settings: Settings, graph, corpus, plan, customer: dict, se
                       + (f", retained-record NLL {retain:+.2%}" if retain is not None else ""))
     for adapter_id, report in first["probe_after"]["result"]["adapters"].items():
         n, alpha = len(report["records"]), report["config"]["alpha"]
-        # Each attestation judges its own request's records, its threshold also divided by their number.
-        wide = sum(probe_summary(report, scope_hashes(scope))["records_flagged"] for scope in scopes)
         console.print(f"    after, all {n} records on {adapter_id}: {len(report['flagged'])} flagged at the per-record "
-                      f"threshold (by chance about {n * alpha:.1f} of {n}), {wide} at the thresholds the "
-                      f"attestations use (also divided by each request's records); {_evidence(report)}")
+                      f"threshold (by chance about {n * alpha:.1f} of {n}); {_evidence(report)}")
+    console.print(_false_alarm_line(steps))
     erased = sum(o.verdict and o.verdict["status"] == "erased" for o in outcomes)
     console.print(f"[bold]9.[/] {erased} of {len(outcomes)} verdicts erased, each attestation checked offline (table above):")
     console.print(f"    lethe attest verify {outcomes[0].bundle} --keys {keyring.registry_path}")
     console.print(f"[bold]10.[/] reports: {outcomes[0].report} (one per request)")
 
 
-def _queue_table(customers, outcomes, scopes, steps, registry) -> Table:
+def _false_alarm_line(steps: list[dict]) -> str:
+    """The run's false-alarm control: Holm over every request's records, the flags and their corrected p-values."""
+    stats = steps[0]["statistics"]["result"]
+    flags = {(r["adapter"], r["record_id"]): r for done in steps for r in done["statistics"]["result"]["records"]
+             if r["phase"] == "after" and r["flagged"]}
+    listed = "; ".join(f"{rid} (p {r['p_value']:.2g}, Holm {r['p_adjusted']:.2g}: "
+                       f"{r['cause'] or 'no cause found, chance'})" for (_, rid), r in sorted(flags.items()))
+    return (f"    false-alarm control across the run: Holm over {stats['tests_after']} (adapter, record) tests of "
+            f"{len(stats['run_requests'])} requests at alpha {stats['alpha']:g} (before the remedy "
+            f"{stats['flags_before']} of {stats['tests_before']} flagged); after it {stats['flags_after']} flag(s)"
+            + (f": {listed}" if listed else ""))
+
+
+def _queue_table(customers, outcomes, steps, registry) -> Table:
     """One row per request: its scope, the records flagged before, its verdict, and whether it verifies."""
     from attestation import verify_bundle
 
     table = Table(title="The day's requests", title_justify="left",
-                  caption="scope: their records, and others' tickets that name them or copy theirs; look-alikes: "
-                          "other customers' tickets from the same template, left out (nothing of theirs in common)")
-    for column in ("request", "customer", "scope", "look-alikes", "flagged before", "verdict", "verifies"):
+                  caption="identity: identifiers followed from the filed email and name (shared: owned by several "
+                          "people, not followed); scope: their records, and others' tickets that name them or copy "
+                          "theirs; look-alikes: other customers' tickets from the same template, left out")
+    for column in ("request", "customer", "identity", "scope", "look-alikes", "flagged before", "verdict",
+                   "verifies"):
         table.add_column(column, no_wrap=True)
-    for who, outcome, scope, done in zip(customers, outcomes, scopes, steps):
+    for who, outcome, done in zip(customers, outcomes, steps):
+        scope = done["scope"]["result"]
         included = [r for r in scope["records"] if r["decision"] == "included"]
         owned = sum("owned" in r["reasons"] for r in included)
         left_out = sum(r["decision"] == "excluded_borderline" for r in scope["records"])
+        identity = done["identity"]["result"]["identifiers"]
+        followed = sum(i["decision"] == "followed" for i in identity)
+        shared = sum(i["decision"] == "shared_not_followed" or (i["people"] or 0) >= 2 for i in identity)
         before = done["probe_before"]["result"]["adapters"].values()
         flagged = ", ".join(f"{len(r['flagged'])} of {len(r['records'])}" for r in before)
         verification = verify_bundle(outcome.bundle.read_bytes(), registry)
         others = f" ({len(included) - owned} others')" if len(included) > owned else ""
-        table.add_row(outcome.request_id[:11], f"#{who['index']}", f"{len(included)}{others}",
+        table.add_row(outcome.request_id[:11], f"#{who['index']}",
+                      f"+{followed}" + (f", {shared} shared" if shared else ""), f"{len(included)}{others}",
                       str(left_out), flagged, outcome.verdict["status"] if outcome.verdict else outcome.status,
                       "yes" if verification.ok else f"NO: {verification.error}")
     return table

@@ -63,29 +63,40 @@ def file_(
     received_at: str | None = typer.Option(None, help="ISO time with zone; default now"),
     requester: str | None = typer.Option(None, help="who files it (team or case handle)"),
     idempotency_key: str | None = typer.Option(None, help="the same key files the same request once"),
-    review: bool = typer.Option(False, help="let a person confirm borderline near-duplicates before it runs"),
+    review: bool = typer.Option(False, help="let a person confirm the identity found and the borderline records "
+                                            "before it runs"),
+    expand: bool = typer.Option(True, help="follow the other identifiers the subject's records link to them "
+                                           "(--no-expand: only the identifiers given)"),
+    hops: int = typer.Option(1, min=0, max=3, help="how far to follow linked identifiers"),
 ) -> None:
-    """File an erasure request and resolve its scope (identifiers are keyed at once and never stored)."""
+    """File an erasure request and resolve its identity and scope (identifiers are keyed at once, never stored)."""
     from erasure.engine import file_and_scope, step_results
 
     intake = _intake(source, email, phone, account, name, regime, received_at, requester, idempotency_key)
     settings = wiring.cli_settings()
-    with wiring.open_graph(settings) as graph, console.status("filing and resolving the scope…"):
-        request, new = file_and_scope(settings, graph, intake, review=review)
-    scope = step_results(settings.state_dir, request.id)["scope"]["result"]
+    with wiring.open_graph(settings) as graph, console.status("filing, resolving the identity and the scope…"):
+        request, new = file_and_scope(settings, graph, intake, review=review, expand=expand, hops=hops)
+    steps = step_results(settings.state_dir, request.id)
     console.print(f"{'filed' if new else 'already filed'}: request [bold]{request.id}[/] ({request.regime.value}, "
                   f"due {request.due_at:%Y-%m-%d}), status {request.status.value}")
-    _scope_table(scope)
-    console.print(f"next: lethe erase run {request.id}")
+    if "identity" in steps:
+        render.identity_table(steps["identity"]["result"])
+    _scope_table(steps["scope"]["result"])
+    if request.status.value == "awaiting_review":
+        console.print(f"next: lethe erase review {request.id} [--include ID] [--exclude ID] [--drop-identifier KIND]")
+    else:
+        console.print(f"next: lethe erase run {request.id}")
 
 
 def _scope_table(scope: dict) -> None:
     table = Table(title="Scope", title_justify="left")
-    for column in ("record", "reasons", "similarity", "confirmed by", "decision"):
+    for column in ("record", "reasons", "found", "similarity", "confirmed by", "decision"):
         table.add_column(column)
     for r in scope["records"]:
-        table.add_row(r["id"], ", ".join(r["reasons"]), "" if r["similarity"] is None else f"{r['similarity']:.3f}",
-                      r.get("confirmation") or "", r["decision"])
+        spans = ", ".join(f"{n} {kind}" for kind, n in (r.get("shared_spans") or {}).items())
+        confirmed = " ".join(filter(None, [r.get("confirmation"), spans and f"({spans})"]))
+        table.add_row(r["id"], ", ".join(r["reasons"]), ", ".join(r.get("identifiers") or []),
+                      "" if r["similarity"] is None else f"{r['similarity']:.3f}", confirmed, r["decision"])
     console.print(table)
     for note in scope.get("notes", []):
         console.print(f"note: {note}")
@@ -96,16 +107,18 @@ def _scope_table(scope: dict) -> None:
 def review(
     request_id: str = typer.Argument(...),
     include: list[str] = typer.Option([], help="a borderline record to erase too (repeatable)"),
-    exclude: list[str] = typer.Option([], help="a borderline record to leave alone (repeatable)"),
+    exclude: list[str] = typer.Option([], help="a record the subject does not own to leave alone (repeatable)"),
+    drop_identifier: list[str] = typer.Option([], help="a followed identifier that is not the subject's, by kind "
+                                                       "or key prefix (repeatable)"),
 ) -> None:
-    """Decide on a request's borderline near-duplicates; it can run once none is left."""
+    """Decide on a request's scope: borderline records, records others own, identifiers found; runs once decided."""
     from erasure.engine import review_scope
 
     settings = wiring.cli_settings()
     with wiring.open_graph(settings) as graph:
-        result = review_scope(settings, graph, request_id, include, exclude)
-    console.print(f"included {len(result['included'])}, excluded {len(result['excluded'])}; "
-                  f"{len(result['still_borderline'])} borderline left")
+        result = review_scope(settings, graph, request_id, include, exclude, drop_identifier)
+    console.print(f"included {len(result['included'])}, excluded {len(result['excluded'])}, dropped "
+                  f"{result['dropped_identifiers']} identifier(s); {len(result['still_borderline'])} borderline left")
 
 
 @erase_app.command("run")
@@ -162,8 +175,15 @@ def status(request_id: str = typer.Argument(...), as_json: bool = typer.Option(F
                   f"due {request.deadline:%Y-%m-%d} ({left:.0f} days {'left' if left >= 0 else 'overdue'}), "
                   f"status {request.status.value}")
     console.print("steps: " + " → ".join(f"[green]{s}[/]" if s in steps else f"[dim]{s}[/]" for s in STEPS))
+    if "identity" in steps:
+        render.identity_table(steps["identity"]["result"])
     if "scope" in steps:
         _scope_table(steps["scope"]["result"])
+    for name in ("sweep_before", "sweep_after"):
+        if name in steps:
+            render.sweep_line(name, steps[name]["result"])
+    if "statistics" in steps:
+        render.statistics_line(steps["statistics"]["result"])
     if "attest" in steps:
         result = steps["attest"]["result"]
         console.print(f"verdict: [bold]{result['verdict']['status']}[/]; attestation log index {result['log_index']}")

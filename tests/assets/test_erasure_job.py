@@ -142,7 +142,7 @@ def test_the_job_runs_an_empty_scope_request_to_an_incomplete_attestation(lethe_
 
 @pytest.mark.parametrize("status, request_id, message", [
     (None, "er-" + "f" * 24, "`lethe erase list` shows the filed ones"),
-    (RequestState.AWAITING_REVIEW, None, "waits for a review of its borderline near-duplicates"),
+    (RequestState.AWAITING_REVIEW, None, "waits for a review of its scope"),
 ])
 def test_the_job_fails_loudly_naming_the_request(lethe_graph, status, request_id, message):
     borderline = {"id": "t-1", "content_sha256": "0" * 64, "reasons": ["near_duplicate"],

@@ -10,9 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from erasure.identity import Decision, IdentityResult, ResolvedIdentifier
 from erasure.reporting import (SCORE_ORIENTATION, ErasureReport, RegisterRow, ReportError, build_report,
                                oriented_score, register, write_register)
 from erasure.requests import FiledRequest, Regime, RequestNotFoundError, RequestState, due_dates, request_dir
+from erasure.statistics import FamilyRecord, StatisticsResult
+from erasure.sweep import SweepResult
 from lineage.impact import AdapterRef, BlastRadius, DatasetRef, DeploymentRef
 from lineage.keys import IdentifierKind, SubjectKeyer
 from unlearning.probes.calibration import (SCORES, auc_with_ci, calibrated_p_value, holdout_summary, oriented,
@@ -108,6 +111,33 @@ def _remedy(escalated: bool) -> dict:
         "new_dataset_version": "ds-support-v4", "coalesced_with": [], "seconds": 110.0}], "noop": []}
 
 
+def _identity(request: FiledRequest) -> dict:
+    email = request.subject_keys["email"]
+    return IdentityResult(expand=True, hops=1, max_identifiers=16, records=["rec-0001", "rec-0002"], identifiers=[
+        ResolvedIdentifier(kind="email", key=email, hop=0, decision=Decision.GIVEN, owned_records=2, people=1,
+                           value_source="given"),
+        ResolvedIdentifier(kind="name", key=_sha("name"), hop=1, decision=Decision.FOLLOWED,
+                           linked_by=["rec-0001", "rec-0002"], owned_records=2, people=1, value_source="text"),
+        ResolvedIdentifier(kind="account", key=_sha("account"), hop=1, decision=Decision.SHARED,
+                           linked_by=["rec-0001"], owned_records=5, people=2)]).model_dump(mode="json")
+
+
+def _sweep(phase: str, training: int | None) -> dict:
+    return SweepResult(phase=phase, texts_scanned=120, batch_lines_scanned=120, training_texts_scanned=training,
+                       identifier_kinds=["email", "name"], values_missing=[], secrets=2, hits=[], weak_hits=1
+                       ).model_dump(mode="json")
+
+
+def _statistics(flag: bool) -> dict:
+    records = [FamilyRecord(phase="after", adapter=NEW, record_id=r, p_value=0.0001 if flag and r == "rec-0002"
+                            else 0.5, p_adjusted=0.0004 if flag and r == "rec-0002" else 1.0,
+                            flagged=flag and r == "rec-0002",
+                            cause="still looks memorized after an approximate method" if flag and r == "rec-0002"
+                            else None) for r in IN_SCOPE]
+    return StatisticsResult(method="holm", alpha=0.01, run_requests=["er-1", "er-2"], tests_before=8, tests_after=8,
+                            flags_before=8, flags_after=int(flag), records=records).model_dump(mode="json")
+
+
 def _write_step(folder: Path, name: str, start: datetime, result: dict, seconds: float = 30.0) -> None:
     step = {"step": name, "started_at": start.isoformat(), "seconds": seconds, "result": result,
             "finished_at": (start + timedelta(seconds=seconds)).isoformat()}
@@ -124,12 +154,16 @@ def make_run(state: Path, keyer: SubjectKeyer, n: int, *, received: datetime, un
     (folder / "request.json").write_text(request.model_dump_json(), encoding="utf-8")
     erased = verdict == "erased"
     results = {
+        "identity": _identity(request),
         "scope": {"records": [{"id": i, "content_sha256": _sha(i), "reasons": r, "similarity": s, "decision": d}
                               for i, r, s, d in SCOPE], "subject_keys_found": 1},
+        "sweep_before": _sweep("before", None),
         "blast_radius": _blast_radius(),
         "probe_before": {"adapters": {OLD: _probe(OLD, True, 1).model_dump(mode="json")}},
         "remedy": _remedy(escalated=not erased),
         "probe_after": {"adapters": {NEW: _probe(NEW, not erased, 2).model_dump(mode="json")}},
+        "sweep_after": _sweep("after", 96),
+        "statistics": _statistics(not erased),
         "erase_records": {"records": 4, "tombstoned_now": 4, "texts_deleted": 4, "index_caches_dropped": 1,
                           "batch_lines_removed": {"support-2026-01.jsonl": 3}},
         "attest": {"bundle": "attestation.bundle.json", "envelope_sha256": _sha("envelope"), "log_index": 7 + n,
@@ -187,6 +221,11 @@ def test_complete_erased_request(state: Path, keyer: SubjectKeyer):
     assert _sha("envelope") in page and "+1.43 %" in page and _sha("old weights") in page
     assert "support-2026-01.jsonl: 3" in page and report.erased_at_source.texts_deleted == 4
     assert "class=\"missing\"" not in page
+    # The evidence both ways: the identity found (kinds and truncated keys only), the sweeps, the run's statistics.
+    rows = {r.kind: r for r in report.evidence.identity.identifiers}
+    assert rows["account"].decision == "shared_not_followed" and rows["name"].key == f"hmac:{_sha('name')[:12]}…"
+    assert _sha("name") not in page and "Residual sweeps" in page and "No record holds them." in page
+    assert "Holm" in page and report.evidence.statistics.tests_after == 8
 
 
 def test_subject_keys_are_truncated(state: Path, keyer: SubjectKeyer):
@@ -223,11 +262,13 @@ def test_stopped_after_blast_radius_shows_not_reached(state: Path, keyer: Subjec
                        status=RequestState.IN_PROGRESS)
     data, page = _build(state, request)
     report = ErasureReport.model_validate(data)
-    assert report.not_reached == ["probe_before", "remedy", "probe_after", "erase_records", "attest"]
+    assert report.not_reached == ["probe_before", "remedy", "probe_after", "sweep_after", "statistics",
+                                  "erase_records", "attest"]
     assert report.probes.before is None and report.remedy is None and report.verdict is None
     assert report.verify is None and not report.timeline.finished
     assert "lethe attest verify" not in page and "badge" not in page.split("</style>")[1]
-    assert page.count('class="missing"') == 5 + 5  # five timeline rows, five sections
+    # seven timeline rows; probes, remedy, the sweep after, statistics, erased, verdict, verification
+    assert page.count('class="missing"') == 7 + 7
     assert "<svg" in page and "days left" in page
 
 

@@ -9,7 +9,7 @@ are deleted: they were trained from the data being erased.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +51,7 @@ class RemedyResult:
 
 
 def _attempt(name: str, config: MethodConfig, remedy: RemedyInput, probe: Callable[[Path], object],
-             on_step: StepCallback | None) -> Attempt:
+             on_step: StepCallback | None, flagged_of: Callable[[object], Sequence[str]]) -> Attempt:
     from unlearning.methods.changed import check_adapter_changed
 
     outcome = get_method(name).run(config, remedy, on_step)
@@ -61,7 +61,11 @@ def _attempt(name: str, config: MethodConfig, remedy: RemedyInput, probe: Callab
     except BaseException:
         _discard(outcome)
         raise
-    return Attempt(outcome, tuple(report.flagged), report)
+    return Attempt(outcome, tuple(flagged_of(report)), report)
+
+
+def _report_flags(report) -> Sequence[str]:
+    return report.flagged
 
 
 def _discard(outcome: RemedyOutcome) -> None:
@@ -73,8 +77,12 @@ def _discard(outcome: RemedyOutcome) -> None:
 
 def remediate(method: str, config: MethodConfig | Mapping | None, make_input: Callable[[str], RemedyInput],
               probe: Callable[[Path], object], *, escalate_to: str | None = EXACT_METHOD,
-              on_step: StepCallback | None = None) -> RemedyResult:
-    """Run `method`; when scope records stay flagged, run `escalate_to` too. Returns every attempt."""
+              on_step: StepCallback | None = None,
+              flagged_of: Callable[[object], Sequence[str]] = _report_flags) -> RemedyResult:
+    """Run `method`; when scope records stay flagged, run `escalate_to` too. Returns every attempt.
+
+    `flagged_of(report)` says which records a probe report flags (default: its per-record flags; a caller
+    judging many records at once passes a multiple-testing rule)."""
     spec = get_method(method)
     parsed = config if isinstance(config, MethodConfig) else parse_config(method, config)
     if not isinstance(parsed, spec.config_class):
@@ -82,7 +90,7 @@ def remediate(method: str, config: MethodConfig | Mapping | None, make_input: Ca
     if escalate_to is not None:
         get_method(escalate_to)  # an unknown escalation target fails before any work is done
     result = RemedyResult()
-    result.attempts.append(_attempt(method, parsed, make_input(method), probe, on_step))
+    result.attempts.append(_attempt(method, parsed, make_input(method), probe, on_step, flagged_of))
     first = result.attempts[0]
     if first.flagged and escalate_to is not None and method != escalate_to:
         result.escalated = True
@@ -91,5 +99,5 @@ def remediate(method: str, config: MethodConfig | Mapping | None, make_input: Ca
                                     f"{escalate_to}")
         _discard(first.outcome)
         result.attempts.append(_attempt(escalate_to, parse_config(escalate_to), make_input(escalate_to), probe,
-                                        on_step))
+                                        on_step, flagged_of))
     return result

@@ -1,0 +1,201 @@
+"""The checks around a remedy: the residual sweeps (before and after) and the run's false-alarm control.
+
+`sweep_before` runs first in a request's run: what it finds outside the scope joins the scope (unless a
+reviewer excluded it), so the same run remedies it. `sweep_after` runs once the remedy stands and before
+the scope's records are deleted: what it finds is residue and turns the verdict. `statistics` judges the
+probes of every request of the run as one family (Holm), and looks for the cause of any record that still
+flags after an exact remedy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+
+from erasure import wiring
+from erasure.filing import INCLUDED, link_scope
+from erasure.identity import IdentityResult
+from erasure.requests import FiledRequest
+from erasure.run_folder import save_step, step_results
+from erasure.settings import Settings
+from erasure.statistics import (METHOD, FamilyRecord, StatisticsResult, adjust_family, copies_in_training,
+                                family_tests, near_verbatim)
+from erasure.sweep import SweepResult, sweep, sweep_needles
+from lineage.store import GraphStore, queries
+
+__all__ = ["statistics_step", "sweep_after_step", "sweep_before_step"]
+
+
+def _held(graph: GraphStore) -> dict[str, str]:
+    rows = graph.read("MATCH (r:Record) WHERE coalesce(r.state, 'active') <> 'erased' RETURN r.id AS id")
+    return {row["id"]: "" for row in rows}
+
+
+def _scope_sets(scope: Mapping) -> tuple[set[str], set[str]]:
+    """(records in scope, records a reviewer excluded)."""
+    records = scope["records"]
+    return ({r["id"] for r in records if r["decision"] in INCLUDED},
+            {r["id"] for r in records if r["decision"] == "excluded_reviewed"})
+
+
+def _sweep(settings: Settings, graph: GraphStore, steps: dict, phase: str, training=None) -> SweepResult:
+    identity = IdentityResult.model_validate(steps["identity"]["result"])
+    content, keyer = wiring.content_store(settings), wiring.subject_keyer(settings)
+    held = _held(graph)
+    corpus = content.get_many(sorted(held))
+    needles = sweep_needles(graph, content, settings.record_batches_dir, keyer, identity, corpus)
+    in_scope, excluded = _scope_sets(steps["scope"]["result"])
+    result = sweep(phase, needles, content, settings.record_batches_dir, scope=in_scope, excluded=excluded,
+                   held=held, training=training)
+    content.close()
+    return result
+
+
+def sweep_before_step(settings: Settings, graph: GraphStore, request: FiledRequest) -> None:
+    """Sweep before the remedy; a hit outside the scope joins it (reason `swept`)."""
+    started = datetime.now(timezone.utc)
+    steps = step_results(settings.state_dir, request.id)
+    result = _sweep(settings, graph, steps, "before")
+    scope = steps["scope"]
+    records = {r["id"]: r for r in scope["result"]["records"]}
+    held = {row["id"]: row["sha"] for row in graph.read(
+        "UNWIND $ids AS id MATCH (r:Record {id: id}) RETURN r.id AS id, r.content_sha256 AS sha",
+        ids=[h.record_id for h in result.hits if h.disposition == "joined_scope"])}
+    for hit in result.hits:
+        if hit.disposition != "joined_scope":
+            continue
+        record = records.setdefault(hit.record_id, {
+            "id": hit.record_id, "content_sha256": held[hit.record_id], "reasons": [], "similarity": None,
+            "matched": None, "confirmation": None, "decision": "included", "identifiers": [], "shared_spans": {},
+            "via_keys": []})
+        record["reasons"] = sorted({*record["reasons"], "swept"})
+        record["identifiers"] = sorted({*record.get("identifiers", []), *hit.kinds})
+        record["decision"] = "included"
+    if any(h.disposition == "joined_scope" for h in result.hits):
+        scope["result"]["records"] = sorted(records.values(), key=lambda r: (r["decision"] not in INCLUDED, r["id"]))
+        save_step(settings.state_dir, request.id, "scope", datetime.fromisoformat(scope["started_at"]),
+                  scope["result"])
+        link_scope(graph, request.id, scope["result"])
+    save_step(settings.state_dir, request.id, "sweep_before", started, result.model_dump(mode="json"))
+
+
+def training_ids(graph: GraphStore, remedies: Sequence[Mapping], scope: set[str]) -> set[str]:
+    """What the adapters standing after the remedies trained on: the derived version's shards after an exact
+    remedy; after an approximate one, the old version's records (less the scope it unlearned)."""
+    ids: set[str] = set()
+    for remedy in remedies:
+        version = remedy["new_dataset_version"] if remedy["kind"] == "exact" else remedy["old_manifest"]["dataset_version"]
+        plan = queries.dataset_plan(graph, version)
+        ids.update(rid for shard in plan.shards for rid, _ in shard.records)
+    return ids - scope
+
+
+def sweep_after_step(settings: Settings, graph: GraphStore, request: FiledRequest) -> None:
+    """Sweep after the remedy: every hit outside the scope is residue (the verdict names it)."""
+    started = datetime.now(timezone.utc)
+    steps = step_results(settings.state_dir, request.id)
+    in_scope, _ = _scope_sets(steps["scope"]["result"])
+    training = training_ids(graph, steps["remedy"]["result"]["remedies"], in_scope)
+    result = _sweep(settings, graph, steps, "after", training)
+    save_step(settings.state_dir, request.id, "sweep_after", started, result.model_dump(mode="json"))
+
+
+def _reports(steps: Mapping) -> list[tuple[str, str, Mapping, set[str]]]:
+    in_scope, _ = _scope_sets(steps["scope"]["result"])
+    out = []
+    for phase, name in (("before", "probe_before"), ("after", "probe_after")):
+        for adapter, report in steps[name]["result"]["adapters"].items():
+            out.append((phase, adapter, report, in_scope))
+    return out
+
+
+def statistics_step(settings: Settings, graph: GraphStore, requests: Sequence[FiledRequest], alpha: float) -> None:
+    """Holm over every request's records in this run; causes of the flags left after exact remedies."""
+    started = datetime.now(timezone.utc)
+    steps = {r.id: step_results(settings.state_dir, r.id) for r in requests}
+    tests = family_tests(t for r in requests for t in _reports(steps[r.id]))
+    adjusted = adjust_family(tests, alpha)
+    causes = _causes(settings, graph, requests, steps, adjusted)
+    run = sorted(r.id for r in requests)
+    for request in requests:
+        own = [(key, p) for key, p in tests.items()
+               if any(key[:2] == (phase, adapter) and key[2] in records
+                      for phase, adapter, _, records in _reports(steps[request.id]))]
+        records = [FamilyRecord(phase=phase, adapter=adapter, record_id=rid, p_value=p,
+                                p_adjusted=adjusted[(phase, adapter, rid)][0],
+                                flagged=adjusted[(phase, adapter, rid)][1],
+                                cause=causes.get(request.id, {}).get(rid) if phase == "after" else None)
+                   for (phase, adapter, rid), p in sorted(own)]
+        result = StatisticsResult(method=METHOD, alpha=alpha, run_requests=run,
+                                  tests_before=sum(1 for k in tests if k[0] == "before"),
+                                  tests_after=sum(1 for k in tests if k[0] == "after"),
+                                  flags_before=sum(1 for k, (_, f) in adjusted.items() if f and k[0] == "before"),
+                                  flags_after=sum(1 for k, (_, f) in adjusted.items() if f and k[0] == "after"),
+                                  records=records)
+        save_step(settings.state_dir, request.id, "statistics", started, result.model_dump(mode="json"))
+
+
+def _causes(settings: Settings, graph: GraphStore, requests: Sequence[FiledRequest], steps: Mapping,
+            adjusted: Mapping) -> dict[str, dict[str, str]]:
+    """Request id -> {flagged record -> why it is not chance}, for the records flagged after a remedy."""
+    out: dict[str, dict[str, str]] = {}
+    for request in requests:
+        remedies = steps[request.id]["remedy"]["result"]["remedies"]
+        kinds = {r["new_adapter"]: r["kind"] for r in remedies}
+        flagged = {key[2] for key, (_, f) in adjusted.items() if f and key[0] == "after" and key[1] in kinds}
+        in_scope, _ = _scope_sets(steps[request.id]["scope"]["result"])
+        flagged &= in_scope
+        if not flagged:
+            continue
+        causes = {}
+        approximate = {key[2] for key, (_, f) in adjusted.items()
+                       if f and key[0] == "after" and kinds.get(key[1]) == "approximate"}
+        for rid in flagged & approximate:
+            causes[rid] = "still looks memorized after an approximate method (no exact retrain)"
+        residue = [h for h in steps[request.id]["sweep_after"]["result"]["hits"] if "training" in h["places"]]
+        for rid in flagged - set(causes):
+            if residue:
+                causes[rid] = (f"the new training set still holds the subject's {', '.join(residue[0]['kinds'])} "
+                               f"(record {residue[0]['record_id']})")
+        rest = flagged - set(causes)
+        if rest:
+            training = training_ids(graph, remedies, in_scope)
+            identity = IdentityResult.model_validate(steps[request.id]["identity"]["result"])
+            causes.update(_copies(settings, graph, rest, training, in_scope, set(identity.keys())))
+        out[request.id] = causes
+    return out
+
+
+def _copies(settings: Settings, graph: GraphStore, flagged: set[str], training: set[str],
+            scope: set[str], identity_keys: set[str]) -> dict[str, str]:
+    """Near-duplicates of flagged records in the training set, confirmed as the scope confirms them."""
+    from erasure.identity import other_peoples_spans
+    from erasure.scope import NEAR_VERBATIM_RATIO, load_record_index
+    from lineage.pii.rare_spans import SpanFrequencies, confirms
+    from unlearning.search import MiniLMEmbedder, find_near_duplicates
+    from unlearning.search.near_duplicates import PARAPHRASE_THRESHOLD
+
+    content, keyer = wiring.content_store(settings), wiring.subject_keyer(settings)
+    held = {row["id"]: row["sha"] for row in graph.read(
+        "MATCH (r:Record) WHERE coalesce(r.state, 'active') <> 'erased' RETURN r.id AS id, r.content_sha256 AS sha")}
+    texts = content.get_many(sorted(held))
+    content.close()
+    queries_ = [rid for rid in sorted(flagged) if rid in texts]
+    embedder = MiniLMEmbedder()
+    index = load_record_index(embedder, texts, held, settings.state_dir / "indexes")
+    frequencies = SpanFrequencies(texts)
+    outside = frequencies.outside(scope)
+
+    def search(_flagged):
+        matches = find_near_duplicates(index, queries_, embedder.encode([texts[r] for r in queries_]),
+                                       threshold=PARAPHRASE_THRESHOLD, exclude=scope)
+        return [(m.query_id, m.match_id, m.cosine) for m in matches]
+
+    def confirm(rid: str, match: str) -> str | None:
+        if near_verbatim(texts[rid], texts[match]) >= NEAR_VERBATIM_RATIO:
+            return "near-verbatim"
+        foreign = other_peoples_spans(graph, keyer, [texts[rid], texts[match]], identity_keys)
+        shared = frequencies.shared_rare(match, [rid], outside, foreign)
+        return "shares " + ", ".join(sorted(shared)) if confirms(shared) else None
+
+    return copies_in_training({r: texts[r] for r in queries_}, {t: "" for t in training}, search, confirm)
