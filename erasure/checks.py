@@ -52,10 +52,16 @@ def _sweep(settings: Settings, graph: GraphStore, steps: dict, phase: str, train
 
 
 def sweep_before_step(settings: Settings, graph: GraphStore, request: FiledRequest) -> None:
-    """Sweep before the remedy; a hit outside the scope joins it (reason `swept`)."""
+    """Sweep before the remedy; a hit outside the scope joins it (reason `swept`) — unless the request's
+    blast radius was taken already (a run folder from before this step existed): then hits are residue."""
     started = datetime.now(timezone.utc)
     steps = step_results(settings.state_dir, request.id)
     result = _sweep(settings, graph, steps, "before")
+    if "blast_radius" in steps:
+        result.notes.append("the request was resumed past its blast radius: hits could not join the scope")
+        for hit in result.hits:
+            if hit.disposition == "joined_scope":
+                hit.disposition = "residue"
     scope = steps["scope"]
     records = {r["id"]: r for r in scope["result"]["records"]}
     held = {row["id"]: row["sha"] for row in graph.read(

@@ -15,6 +15,8 @@ from tests.pipeline_support import PEPPER, materialized_pipeline
 
 # A small corpus gives each of the 4 shards few steps per epoch: train longer than the demo does.
 # A quarter held out: the probes calibrate against the holdout, and ~60 records make its tails usable.
+# Exposure bits per repeated canary, on average over the canaries; why 5, and what was measured: below.
+EXPOSURE_BITS_PER_CANARY = 5.0
 TRAIN_CONFIG = {"ops": {"fine_tune": {"config": {"epochs": 20}}, "shards": {"config": {"holdout_fraction": 0.25}}}}
 
 
@@ -149,12 +151,14 @@ def test_probes_flag_the_repeated_canaries_and_about_alpha_of_the_holdout(pipeli
     n = len(holdout)
     assert report.holdout_false_flag_rate <= config.alpha + 2 * (config.alpha * (1 - config.alpha) / n) ** 0.5
     by_id = {r.record_id: r for r in report.records}
-    for rid in repeated:
-        trained, control = sorted(by_id[rid].exposures, key=lambda e: e.control)
-        # 255 candidates: the true value ranks first (8 bits) or second (7 bits) when it was memorized.
-        assert trained.exposure >= 7.0, trained
-        # A look-alike never trained on sits at chance: P(exposure >= 6 bits) = 4/256 under chance.
-        assert control.exposure < 6.0, control
+    pairs = [sorted(by_id[rid].exposures, key=lambda e: e.control) for rid in repeated]
+    # Memorized beyond chance, together: under chance 2^-exposure is uniform, so the bits of k canaries sum to
+    # a Gamma(k) / ln 2 and P(sum >= 5k bits) = 0.008 for k = 2. Measured on this corpus across training seeds
+    # 0-11 (2026-12-05, 255 candidates): the two canaries' sum was 13.7 to 16 bits, one canary alone as low as
+    # 5.7 bits (an Intel Xeon saw 4.4), so a per-canary bar would test the CPU, not the probe.
+    assert sum(trained.exposure for trained, _ in pairs) >= EXPOSURE_BITS_PER_CANARY * len(pairs), pairs
+    for _, control in pairs:  # a look-alike never trained on sits at chance (measured at most 1.6 bits)
+        assert control.exposure < 6.0, control  # P(exposure >= 6 bits) = 4/256 under chance
     assert report.auc["ratio"].forget == len(scope) and report.auc["ratio"].holdout == n
     dumped = report.model_dump_json()  # ids and figures only: no record text goes into a report
     assert all(text[:40] not in dumped for text in scope.values())
@@ -178,10 +182,12 @@ def test_lethe_probe_cli_flags_memorized_records_and_writes_no_personal_data(pip
     report = json.loads(out.read_text())
     assert set(repeated) <= set(report["flagged"])
     by_id = {r["record_id"]: r for r in report["records"]}
-    for rid in repeated:  # Presidio found the recovery code and the exposure test ran on it
-        codes = [e for e in by_id[rid]["exposures"] if e["kind"] == "SECRET_CODE" and not e["control"]]
-        # Beyond chance at 1%: rank in the top 1% of the candidates, i.e. log2(100) = 6.64 bits or more.
-        assert codes and codes[0]["exposure"] >= 6.64, by_id[rid]["exposures"]
+    codes = [[e for e in by_id[rid]["exposures"] if e["kind"] == "SECRET_CODE" and not e["control"]]
+             for rid in repeated]  # Presidio found each recovery code and the exposure test ran on it
+    assert all(codes), [by_id[rid]["exposures"] for rid in repeated]
+    # Beyond chance together (see the probe test above). Measured across training seeds 0-11 at 999
+    # candidates (2026-12-05): the sum was 14.3 to 17.9 bits, one code alone as low as 5.4 bits (the Xeon: 5.7).
+    assert sum(c[0]["exposure"] for c in codes) >= EXPOSURE_BITS_PER_CANARY * len(codes), codes
     assert report["generation"]["samples"] > 0 and all(r["regurgitation_cosine"] is not None for r in by_id.values())
     written = out.read_text() + result.output
     for customer in corpus.truth["customers"]:
