@@ -12,6 +12,7 @@ from assets.resources import ModelStoreResource, Neo4jResource, SourceStoreResou
 from assets.sensors import make_batch_sensor
 from assets.training import deployment, fine_tune
 from erasure.settings import Settings
+from lineage.local_files import restrict_umask
 
 ingest_job = dg.define_asset_job("ingest_batch", selection=[raw_records, pii_scan])
 train_job = dg.define_asset_job("train_adapters", selection=[shards, dataset_version, fine_tune, deployment])
@@ -37,7 +38,9 @@ def build_resources(settings: Settings) -> dict:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    """Assets, checks, jobs, sensors and resources for one environment."""
+    """Assets, checks, jobs, sensors and resources for one environment. Whatever loads them (a code server,
+    a run worker, a test) writes owner-only files from then on: the pipeline stores texts and keys."""
+    restrict_umask()
     return dg.Definitions(
         assets=[raw_records, pii_scan, shards, dataset_version, fine_tune, deployment],
         asset_checks=[checks.no_erased_records, checks.no_open_erasure_requests, checks.adapter_matches_graph],

@@ -3,6 +3,7 @@
 
 import hashlib
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from assets.resources import Neo4jResource, SourceStoreResource
 from lineage.batch_files import BatchFileError, read_batch_lines
 from lineage.errors import InvalidRecordError
 from lineage.ingest import ingest_batch
+from lineage.local_files import private_dir
 from lineage.models import Edge, Subject
 from lineage.record_batch import SUBJECT_FIELDS, parse_lines
 from lineage.store.writers import LineageWriter
@@ -23,9 +25,9 @@ def _quarantine(folder: Path, batch: str, bad: list[InvalidRecordError], line_sh
     """Write the reasons (line, field, problem, line hash) — never the line itself: it may be personal."""
     if not bad:
         return None
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     path = folder / f"{batch}.quarantine.jsonl"
-    with path.open("w") as fh:
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
         for e in bad:
             fh.write(json.dumps({"line": e.line, "field": e.field, "problem": e.problem,
                                  "line_sha256": line_sha.get(e.line)}) + "\n")

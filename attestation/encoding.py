@@ -11,10 +11,13 @@ import binascii
 import hashlib
 import json
 import re
+import sys
 from datetime import datetime, timezone
 from typing import Any
 
 from attestation.errors import InputError
+
+MAX_JSON_DEPTH = 64  # attestation files nest a dozen levels at most
 
 
 def canonical_json(value: Any) -> bytes:
@@ -44,7 +47,7 @@ def loads_strict(data: bytes | str, what: str) -> Any:
     """Parse JSON that must be valid UTF-8, without duplicate keys or NaN; InputError names `what`."""
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
+        value = json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
         raise InputError(f"{what} is not valid UTF-8 (byte {exc.start}): the file is damaged") from exc
     except json.JSONDecodeError as exc:
@@ -52,6 +55,29 @@ def loads_strict(data: bytes | str, what: str) -> Any:
                          f"column {exc.colno}") from exc
     except InputError as exc:
         raise InputError(f"{what}: {exc}") from exc
+    except RecursionError:
+        raise InputError(f"{what} nests objects or arrays deeper than {MAX_JSON_DEPTH} levels; no attestation "
+                         "file does") from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts (sys.get_int_max_str_digits)
+        if "digits" not in str(exc):
+            raise
+        raise InputError(f"{what} holds a number longer than {sys.get_int_max_str_digits()} digits; no "
+                         "attestation field takes one") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise InputError(f"{what} nests objects or arrays deeper than {MAX_JSON_DEPTH} levels; no attestation "
+                         "file does")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply objects and arrays nest in a parsed JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def loads_canonical(data: bytes, what: str) -> Any:

@@ -20,6 +20,7 @@ from erasure.settings import Settings
 from lineage.store import GraphStore
 
 ROOT = Path(__file__).resolve().parents[1]
+STARTED: dict = {}  # figures of the local server's start in this process (its warm-up seconds)
 
 
 def bench_settings() -> Settings:
@@ -46,7 +47,9 @@ def bench_graph(empty: bool = True) -> Iterator[GraphStore]:
             server.stop()
             shutil.rmtree(server.home / "data", ignore_errors=True)
         progress(f"starting Neo4j on {server.uri} (state {server.home})")
-        server.start()
+        started = server.start()
+        STARTED["warm_up_s"] = started.warm_up_s
+        progress(f"started; page-cache warm-up {started.warm_up_s} s")
     try:
         with GraphStore.connect(settings.resolved_neo4j_uri(), settings.neo4j_user,
                                 settings.resolved_neo4j_password(), settings.neo4j_database) as store:

@@ -16,7 +16,7 @@ import random
 import statistics
 import time
 
-from bench._graph import bench_graph, emit, progress
+from bench._graph import STARTED, bench_graph, emit, progress
 from bench.lineage_ingest import build_graph, last_deployment_edge, make_corpus
 from lineage.store import GraphStore
 from lineage.store.queries import (blast_radius_of_dataset, blast_radius_of_subject, dataset_versions,
@@ -94,7 +94,7 @@ def main() -> None:
             build_graph(store, corpus)
         figures = measure(store, corpus.subject_keys, args.queries, args.warmup, args.seed)
         figures.update(records=args.records, reused_graph=reused, neo4j=store.server_version(),
-                       cores=os.cpu_count())
+                       cores=os.cpu_count(), server_warm_up_s=STARTED.get("warm_up_s"))
     emit(figures)
 
 

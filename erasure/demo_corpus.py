@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from lineage.local_files import private_dir
+
 __all__ = ["DemoCorpus", "generate_corpus", "write_jsonl"]
 
 FIRST_NAMES = (
@@ -247,7 +249,7 @@ def generate_corpus(customers: int = 200, seed: int = 7, *, repeat_fraction: flo
 def write_jsonl(records: list[dict], path: Path) -> None:
     """Write records as UTF-8 JSON lines with sorted keys, atomically (temp file, then os.replace)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)  # the tickets hold names, emails and phones: the owner's alone (the file is 0600)
     # The temp file sits in the target directory so os.replace stays a same-filesystem rename.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

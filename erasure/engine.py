@@ -24,6 +24,7 @@ from erasure.remedy_runs import EngineOptions, probe_before, remedy_all, scope_i
 from erasure.requests import FiledRequest, RequestState, list_requests, load_request, request_dir, save_request
 from erasure.run_folder import STEPS, save_step, step_results
 from erasure.settings import Settings
+from lineage.local_files import write_private_text
 from lineage.models import Edge
 from lineage.store import GraphStore, queries
 from lineage.store.writers import LineageWriter
@@ -94,9 +95,7 @@ def _drop_batch_lines(folder: Path, ids: set[str]) -> dict[str, int]:
             else:
                 kept.append(line)
         if dropped:
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text("".join(kept), encoding="utf-8")
-            tmp.replace(path)
+            write_private_text(path, "".join(kept))
             removed[path.name] = dropped
     return removed
 

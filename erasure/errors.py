@@ -18,7 +18,11 @@ class RequestNotFoundError(ErasureError):
 
 
 class RequestConflictError(ErasureError):
-    """An idempotency key already names a different request."""
+    """An idempotency key already names a different request; `fields` says in what it differs."""
+
+    def __init__(self, message: str, fields: list[str] | None = None):
+        super().__init__(message)
+        self.fields = list(fields or [])
 
 
 class ReviewPendingError(ErasureError):

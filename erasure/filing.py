@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from erasure import wiring
 from erasure.errors import ErasureError
 from erasure.identity import Decision, IdentityResult, recover_values, resolve_identity
-from erasure.requests import ErasureIntake, FiledRequest, RequestState, file_request, load_request, save_request
+from erasure.requests import (ErasureIntake, FiledRequest, RequestState, file_request, load_request, request_id_for,
+                              request_lock, save_request)
 from erasure.run_folder import save_step, step_results
 from erasure.settings import Settings
 from lineage.models import Edge
@@ -28,12 +29,16 @@ INCLUDED = ("included", "included_reviewed")
 
 def file_and_scope(settings: Settings, graph: GraphStore, intake: ErasureIntake, *, review: bool = False,
                    expand: bool = True, hops: int = 1, now: datetime | None = None) -> tuple[FiledRequest, bool]:
-    """File a request and resolve its identity and scope while the raw identifiers are in memory (idempotent)."""
-    request, new = file_request(settings.state_dir, graph, wiring.subject_keyer(settings), intake, review=review,
-                                now=now)
-    if "scope" not in step_results(settings.state_dir, request.id):
-        resolve_request(settings, graph, request, intake.identifiers.raw(), expand=expand, hops=hops)
-    return load_request(settings.state_dir, request.id), new
+    """File a request and resolve its identity and scope while the raw identifiers are in memory (idempotent).
+    Under the request's lock: of many callers filing one idempotency key at once, exactly one creates the
+    request and resolves it; the others wait, then get it (the same body) or a conflict naming what differs."""
+    keyer = wiring.subject_keyer(settings)
+    intake.identifiers.keys(keyer)  # a malformed identifier is refused before anything is written
+    with request_lock(settings.state_dir, request_id_for(keyer, intake.idempotency_key)):
+        request, new = file_request(settings.state_dir, graph, keyer, intake, review=review, now=now)
+        if "scope" not in step_results(settings.state_dir, request.id):
+            resolve_request(settings, graph, request, intake.identifiers.raw(), expand=expand, hops=hops)
+        return load_request(settings.state_dir, request.id), new
 
 
 def resolve_request(settings: Settings, graph: GraphStore, request: FiledRequest, given: Mapping[str, str], *,

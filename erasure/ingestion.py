@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lineage.batch_files import BatchFileError
 from lineage.dataset import DatasetPlan, plan_dataset_version, write_dataset_version
 from lineage.ingest import IngestReport, ingest_batch
 from lineage.record_batch import ParsedBatch, parse_jsonl
@@ -15,6 +16,7 @@ from lineage.store import GraphStore
 from lineage.store.writers import LineageWriter
 from lineage.content_store import ContentStore
 from lineage.keys import SubjectKeyer
+from lineage.limits import iter_lines_bounded
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,10 @@ def read_batch(path: Path, keyer: SubjectKeyer) -> ParsedBatch:
     """Read and validate a JSONL file; the whole file is rejected if any record is invalid."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; give a JSONL file of records")
-    return parse_jsonl(path.read_bytes(), keyer, source_name=str(path))
+    lines = list(iter_lines_bounded(path))  # one bounded line at a time: a 1 GB line is refused at 4 MiB
+    if not lines:
+        raise BatchFileError(f"{path}: the batch is empty; it needs at least one record")
+    return parse_jsonl(lines, keyer, source_name=str(path))
 
 
 def ingest_file(

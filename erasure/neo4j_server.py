@@ -14,6 +14,7 @@ from pathlib import Path
 
 from erasure.errors import Neo4jServerError
 from erasure.settings import Settings, local_server_password
+from lineage.local_files import PRIVATE_UMASK, private_dir, tighten_tree
 
 LAUNCHER_DIR = Path(__file__).resolve().parents[1] / "docker" / "neo4j-launcher"
 LAUNCHER_CLASS = "io.lethe.neo4j.Launcher"
@@ -27,6 +28,7 @@ class ServerStatus:
     uri: str
     pid: int | None = None
     version: str | None = None
+    warm_up_s: float | None = None  # the page-cache warm-up after this start, when it ran
 
 
 def _require_tool(name: str, what: str) -> str:
@@ -122,7 +124,8 @@ class LocalNeo4j:
                 f"port {self.port} is taken by another process; set LETHE_NEO4J_PORT to a free port, "
                 "or point NEO4J_URI at that server if it is a Neo4j you want to use")
         self.build()
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home)
+        tighten_tree(self.home)  # a store written by an older Lethe under a loose umask becomes owner-only too
         password_file = self.home / "password"
         local_server_password(self.home)
         cmd = [
@@ -132,11 +135,23 @@ class LocalNeo4j:
             "--home", str(self.home), "--bolt-port", str(self.port), "--password-file", str(password_file),
             "--page-cache", self.settings.local_page_cache,
         ]
-        with open(self.log_file, "wb") as log:
+        with os.fdopen(os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
-        self.pid_file.write_text(str(proc.pid))
-        return self._wait_ready(proc.pid, timeout_s)
+                                    start_new_session=True, umask=PRIVATE_UMASK)  # the store holds keys
+        with os.fdopen(os.open(self.pid_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as pid:
+            pid.write(str(proc.pid))
+        status = self._wait_ready(proc.pid, timeout_s)
+        status.warm_up_s = self._warm_up()
+        return status
+
+    def _warm_up(self) -> float:
+        """Read what the impact queries walk into the page cache (lineage.store.warmup); its seconds."""
+        from lineage.store import GraphStore
+        from lineage.store.warmup import warm_up
+
+        with GraphStore.connect(self.uri, self.settings.neo4j_user, local_server_password(self.home),
+                                self.settings.neo4j_database) as store:
+            return warm_up(store)["total_s"]
 
     def _wait_ready(self, pid: int, timeout_s: float) -> ServerStatus:
         deadline = time.monotonic() + timeout_s
@@ -185,7 +200,7 @@ class LocalNeo4j:
                f"--report-file={report_dir / 'import.report'}", *arguments]
         env = dict(os.environ, NEO4J_HOME=str(self.home), NEO4J_CONF=str(self.home / "conf"))
         (self.home / "conf").mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600, umask=PRIVATE_UMASK)
         output = (proc.stdout + proc.stderr).strip()
         if proc.returncode != 0 or "IMPORT DONE" not in output:
             # A failed import leaves the store files unusable; the caller checked the database was empty,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from erasure.errors import ErasureError
 from erasure.settings import Settings
+from lineage.local_files import PRIVATE_UMASK, private_dir
 
 CODE_LOCATION = "assets.definitions"
 RECORD_BATCHES = "record_batches"  # the dynamic partitions of raw_records / pii_scan
@@ -25,8 +27,7 @@ def _instance(settings: Settings):
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
 
-    home = settings.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
+    home = private_dir(settings.dagster_home)
     return DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
 
 
@@ -49,10 +50,10 @@ def materialize(settings: Settings, selection: str, partition: str | None = None
     if run_config:
         cmd += ["--config-json", json.dumps(run_config)]
     log = log or settings.state_dir / "logs" / "dagster.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a") as out:
+    private_dir(log.parent)
+    with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as out:
         proc = subprocess.run(cmd, env=settings.child_environment(), stdout=out, stderr=subprocess.STDOUT,
-                              cwd=Path(__file__).resolve().parents[1])
+                              cwd=Path(__file__).resolve().parents[1], umask=PRIVATE_UMASK)
     if proc.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         raise PipelineError(f"materializing {selection}{f' [{partition}]' if partition else ''} failed "

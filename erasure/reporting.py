@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shlex
 from collections import Counter
@@ -32,6 +31,7 @@ from erasure.run_folder import ATTESTED_STEPS
 from erasure.statistics import StatisticsResult
 from erasure.sweep import SweepResult
 from lineage.impact import BlastRadius
+from lineage.local_files import write_private_text
 
 __all__ = ["SCORE_ORIENTATION", "STEPS", "ErasureReport", "RegisterRow", "ReportError", "ReportPaths", "build_report",
            "load_report_inputs", "make_report", "oriented_score", "register", "write_register"]
@@ -617,13 +617,6 @@ def _now(now: datetime | None) -> datetime:
     return now
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write text through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def build_report(state_dir: Path, request_id: str, *, now: datetime | None = None) -> ReportPaths:
     """Write `report.json` and `report.html` into the request's run folder; refuse if they would hold personal data."""
     now = _now(now)
@@ -634,7 +627,7 @@ def build_report(state_dir: Path, request_id: str, *, now: datetime | None = Non
     html_text = render_report(report)
     paths = ReportPaths(inputs.folder / "report.json", inputs.folder / "report.html")
     write_json_atomic(paths.json, value)
-    _write_text_atomic(paths.html, html_text)
+    write_private_text(paths.html, html_text)
     return paths
 
 
@@ -688,5 +681,5 @@ def write_register(state_dir: Path, *, now: datetime | None = None) -> Path:
     root = Path(state_dir) / "requests"
     root.mkdir(parents=True, exist_ok=True)
     write_json_atomic(root / "register.json", value)
-    _write_text_atomic(root / "register.html", render_register(rows, now))
+    write_private_text(root / "register.html", render_register(rows, now))
     return root / "register.json"

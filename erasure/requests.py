@@ -11,27 +11,36 @@ says nothing about the person.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import unicodedata
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
 
 from erasure.errors import RequestConflictError, RequestNotFoundError
 from lineage.keys import IdentifierKind, SubjectKeyer
+from lineage.local_files import exclusive_lock, private_dir, write_private_text
 from lineage.models import ErasureRequest
 from lineage.store import GraphStore
 from lineage.store.writers import LineageWriter
 
 __all__ = ["ErasureIntake", "FiledRequest", "Regime", "RequestConflictError", "RequestNotFoundError",
            "RequestState", "SubjectIdentifiers", "due_dates", "file_request", "list_requests", "load_request",
-           "extend_request", "request_dir", "write_json_atomic"]
+           "extend_request", "request_dir", "request_id_for", "request_lock", "write_json_atomic"]
 
 RequestId = Annotated[str, StringConstraints(pattern=r"^er-[0-9a-f]{24}$")]
-Handle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _printable(value: str) -> str:
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValueError("holds a control character (NUL, a line break, an escape); remove it")
+    return value
+
+
+Handle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                   AfterValidator(_printable)]
 
 
 class Regime(StrEnum):
@@ -39,6 +48,11 @@ class Regime(StrEnum):
 
     GDPR = "gdpr"  # Art. 12(3): one month, extendable by two more with reasons
     CCPA = "ccpa"  # Cal. Civ. Code 1798.130: 45 days, extendable once by 45
+
+
+# The day each law began to apply: a request received earlier is a typing error (the year 161, 0026…).
+IN_FORCE_SINCE = {Regime.GDPR: datetime(2018, 5, 25, tzinfo=timezone.utc),
+                  Regime.CCPA: datetime(2020, 1, 1, tzinfo=timezone.utc)}
 
 
 class RequestState(StrEnum):
@@ -132,6 +146,14 @@ class ErasureIntake(BaseModel):
             raise ValueError("received_at is in the future")
         return value
 
+    @model_validator(mode="after")
+    def _received_under_the_law(self) -> ErasureIntake:
+        since = IN_FORCE_SINCE[self.regime]
+        if self.received_at < since:
+            raise ValueError(f"received_at {self.received_at:%Y-%m-%d} is before the {self.regime.name} applied "
+                             f"({since:%Y-%m-%d}); check the date")
+        return self
+
 
 class FiledRequest(BaseModel):
     """A filed request as Lethe keeps it: subject keys, regime, deadlines, status; never a raw identifier."""
@@ -165,40 +187,51 @@ def request_dir(state_dir: Path, request_id: str) -> Path:
 def write_json_atomic(path: Path, value: object) -> None:
     """Write JSON to `path` (owner-only) through a temporary file of its own and a rename, so a crash leaves
     the old or the new file, never half of one, and concurrent writers never share a temporary file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(value, indent=1, sort_keys=True, default=str) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    private_dir(path.parent)
+    write_private_text(path, json.dumps(value, indent=1, sort_keys=True, default=str) + "\n")
 
 
-def _request_id(tag: str) -> str:
-    return "er-" + tag[:24]
+def request_id_for(keyer: SubjectKeyer, idempotency_key: str) -> str:
+    """The request id an idempotency key files under: an HMAC, so it says nothing about the person."""
+    idem = keyer.tag("idempotency-key", idempotency_key.strip())
+    return "er-" + keyer.tag("erasure-request-id", idem)[:24]
+
+
+def request_lock(state_dir: Path, request_id: str):
+    """The lock that filing, resolving and extending one request hold (between threads and processes)."""
+    return exclusive_lock(Path(state_dir) / "requests" / ".locks" / f"{request_id}.lock")
+
+
+def differing_fields(existing: FiledRequest, filed: FiledRequest) -> list[str]:
+    """The fields in which a refiling differs from the request its idempotency key already names."""
+    kinds = sorted(set(existing.subject_keys) | set(filed.subject_keys))
+    fields = [f"identifiers.{kind}" for kind in kinds
+              if existing.subject_keys.get(kind) != filed.subject_keys.get(kind)]
+    return fields + [name for name in ("regime", "received_at", "requester", "review")
+                     if getattr(existing, name) != getattr(filed, name)]
 
 
 def file_request(state_dir: Path, graph: GraphStore, keyer: SubjectKeyer, intake: ErasureIntake,
                  *, review: bool = False, now: datetime | None = None) -> tuple[FiledRequest, bool]:
     """File a request (idempotent): returns it and whether it was new."""
+    """File a request (idempotent): returns it and whether it was new. The caller holds `request_lock`
+    when several callers may file under one key at once (`erasure.filing.file_and_scope` does)."""
     now = now or datetime.now(timezone.utc)
     keys = intake.identifiers.keys(keyer)
-    idem = keyer.tag("idempotency-key", intake.idempotency_key)
-    request_id = _request_id(keyer.tag("erasure-request-id", idem))
+    request_id = request_id_for(keyer, intake.idempotency_key)
     due, _ = due_dates(intake.regime, intake.received_at)
     filed = FiledRequest(id=request_id, subject_keys=keys, regime=intake.regime, received_at=intake.received_at,
-                         due_at=due, requester=intake.requester, idempotency_hmac=idem, filed_at=now, review=review)
+                         due_at=due, requester=intake.requester, filed_at=now, review=review,
+                         idempotency_hmac=keyer.tag("idempotency-key", intake.idempotency_key.strip()))
     folder = request_dir(state_dir, request_id)
     existing = _load(folder)
     if existing is not None:
-        same = (existing.subject_keys == filed.subject_keys and existing.regime == filed.regime
-                and existing.received_at == filed.received_at)
-        if not same:
+        differ = differing_fields(existing, filed)
+        if differ:
             raise RequestConflictError(
-                f"idempotency key already used by request {existing.id} for another subject, regime or receipt "
-                "time; use a new idempotency key for a new request")
+                f"idempotency key already used by request {existing.id}, which differs in {', '.join(differ)}; "
+                "file the same request again to get it, or use a new idempotency key for a new request",
+                fields=differ)
         _write_node(graph, existing)  # a crash between the folder and the graph write is healed here
         return existing, False
     write_json_atomic(folder / "request.json", filed.model_dump(mode="json"))
@@ -243,8 +276,14 @@ def save_request(state_dir: Path, graph: GraphStore | None, request: FiledReques
 
 
 def extend_request(state_dir: Path, graph: GraphStore, request_id: str, reason: str) -> FiledRequest:
-    """Extend the deadline once, by the regime's extension, recording why."""
-    request = load_request(state_dir, request_id)
+    """Extend the deadline once, by the regime's extension, recording why (under the request's lock)."""
+    load_request(state_dir, request_id)  # an unknown id is refused before a lock file is made for it
+    with request_lock(state_dir, request_id):
+        return _extend(state_dir, graph, load_request(state_dir, request_id), reason)
+
+
+def _extend(state_dir: Path, graph: GraphStore, request: FiledRequest, reason: str) -> FiledRequest:
+    request_id = request.id
     if request.extended_due_at is not None:
         raise ValueError(f"request {request_id} was already extended to {request.extended_due_at:%Y-%m-%d}; "
                          "the law allows one extension")

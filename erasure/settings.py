@@ -7,11 +7,21 @@ import secrets
 import stat
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from erasure.errors import ConfigurationError
 from lineage.errors import PepperError
+
+
+NEO4J_SCHEMES = {"bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc"}
+
+
+def _variable(loc: tuple) -> str:
+    """The environment variable a validation error's location names (its alias)."""
+    name = str(loc[0]) if loc else "?"
+    field = Settings.model_fields.get(name)
+    return (field.alias if field is not None and field.alias else name.upper())
 
 
 class Settings(BaseSettings):
@@ -31,6 +41,25 @@ class Settings(BaseSettings):
     pepper_file: Path | None = Field(default=None, alias="LETHE_PEPPER_FILE")
     base_model: Path | None = Field(default=None, alias="LETHE_BASE_MODEL")
     batches_dir: Path | None = Field(default=None, alias="LETHE_BATCHES_DIR")
+
+    def __init__(self, **values) -> None:
+        """Read the settings; a malformed one is a ConfigurationError naming the variable, never a pydantic dump."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            problems = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False))
+            raise ConfigurationError(f"a setting is not valid — {problems}; fix the environment variable") from None
+
+    @field_validator("neo4j_uri")
+    @classmethod
+    def _bolt_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in NEO4J_SCHEMES or not rest.split("/")[0].split("@")[-1].strip(":"):
+            raise ValueError(f"not a Neo4j URI; use {{{'|'.join(sorted(NEO4J_SCHEMES))}}}://HOST[:PORT], "
+                             "e.g. neo4j://db.internal:7687, or unset it to use Lethe's own server")
+        return value
 
     @property
     def uses_local_server(self) -> bool:

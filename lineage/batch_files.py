@@ -8,6 +8,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from lineage.errors import LineageError
+from lineage.limits import iter_lines_bounded
 from lineage.record_batch import IngestRecord
 
 RECORD_COLUMNS = set(IngestRecord.model_fields)
@@ -28,8 +29,7 @@ def read_batch_lines(path: Path) -> list[tuple[int, bytes]]:
     """(line number, raw JSON) of every non-blank record in a .jsonl or .parquet file."""
     suffix = path.suffix.lower()
     if suffix in {".jsonl", ".json", ".ndjson"}:
-        lines = [(n, raw.rstrip(b"\r")) for n, raw in enumerate(path.read_bytes().split(b"\n"), 1)
-                 if raw.strip()]
+        lines = list(iter_lines_bounded(path))
     elif suffix == ".parquet":
         lines = list(_parquet_lines(path))
     else:

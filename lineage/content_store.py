@@ -6,6 +6,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from lineage.local_files import make_private, private_dir
+
 CONTENT_REF_PREFIX = "lethe-content:"
 
 
@@ -13,10 +15,12 @@ class ContentStore:
     """Record texts by id in one SQLite file; erasing a record deletes its text."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         self.path = path
         self._db = sqlite3.connect(path)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # Texts are personal data: the database and its WAL and shared-memory files are the owner's alone.
+        make_private(path, Path(f"{path}-wal"), Path(f"{path}-shm"))
         # Erased texts are overwritten with zeros, not just unlinked from the b-tree.
         self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute(

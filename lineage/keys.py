@@ -11,6 +11,7 @@ from enum import StrEnum
 import phonenumbers
 
 from lineage.errors import PepperError
+from lineage.limits import MAX_IDENTIFIER_CHARS
 
 MIN_PEPPER_BYTES = 32
 # Numbers written without a country code are read as this region's. Changing it changes keys.
@@ -31,6 +32,7 @@ _SPACES = re.compile(r"\s+")
 
 def normalize_identifier(kind: IdentifierKind, value: str) -> str:
     """Canonical form of an identifier, so that trivially different spellings share one key."""
+    _check_raw(kind, value)
     text = unicodedata.normalize("NFKC", value).strip()
     if kind is IdentifierKind.EMAIL:
         normalized = text.lower()
@@ -40,11 +42,24 @@ def normalize_identifier(kind: IdentifierKind, value: str) -> str:
         normalized = _normalize_phone(text)
     elif kind is IdentifierKind.ACCOUNT:
         normalized = _SPACES.sub("", text).upper()
+        if normalized and not any(ch.isalnum() for ch in normalized):
+            raise ValueError("an account id needs at least one letter or digit")
     else:
         normalized = _SPACES.sub(" ", text).casefold()
     if not normalized:
         raise ValueError("empty identifier")
     return normalized
+
+
+def _check_raw(kind: IdentifierKind, value: str) -> None:
+    """Refuse what no identifier holds: more than the kind's length limit, or control characters (NUL, escapes).
+    The message names the problem, never the value."""
+    limit = MAX_IDENTIFIER_CHARS[kind.value]
+    if len(value) > limit:
+        raise ValueError(f"longer than {limit} characters (got {len(value)}); no {kind.value} is that long")
+    bad = next((ch for ch in value if unicodedata.category(ch) == "Cc" and ch not in " \t"), None)
+    if bad is not None:
+        raise ValueError(f"holds a control character (U+{ord(bad):04X}); remove it")
 
 
 def _normalize_phone(text: str) -> str:

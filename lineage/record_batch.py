@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lineage.errors import BatchRejectedError, InvalidRecordError
 from lineage.hashing import content_sha256
 from lineage.keys import IdentifierKind, SubjectKeyer
+from lineage.limits import InputLimitError, loads_json_bounded
 
 # Field names a record's `subject` may carry, and the identifier kind each one is keyed as.
 SUBJECT_FIELDS: dict[str, IdentifierKind] = {
@@ -102,9 +103,11 @@ def parse_line(raw: bytes, line: int, keyer: SubjectKeyer) -> ParsedRecord:
     except UnicodeDecodeError as exc:
         raise InvalidRecordError(line, "line", f"invalid UTF-8 at byte {exc.start}") from None
     try:
-        data = json.loads(text)
+        data = loads_json_bounded(text, "the line")
     except json.JSONDecodeError as exc:
         raise InvalidRecordError(line, "line", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except InputLimitError as exc:
+        raise InvalidRecordError(line, "line", str(exc)) from None
     if not isinstance(data, dict):
         raise InvalidRecordError(line, "line", f"expected a JSON object, got {type(data).__name__}")
     try:
@@ -145,9 +148,11 @@ def parse_lines(lines: list[tuple[int, bytes]], keyer: SubjectKeyer) -> tuple[Pa
     return batch, errors
 
 
-def parse_jsonl(data: bytes, keyer: SubjectKeyer, source_name: str = "<batch>") -> ParsedBatch:
-    """Validate a whole batch; any invalid record rejects the batch with every problem listed."""
-    lines = [(n, raw.rstrip(b"\r")) for n, raw in enumerate(data.split(b"\n"), start=1) if raw.strip()]
+def parse_jsonl(data: bytes | list[tuple[int, bytes]], keyer: SubjectKeyer, source_name: str = "<batch>") -> ParsedBatch:
+    """Validate a whole batch (its bytes, or its numbered lines); any invalid record rejects the batch with
+    every problem listed."""
+    lines = data if isinstance(data, list) else \
+        [(n, raw.rstrip(b"\r")) for n, raw in enumerate(data.split(b"\n"), start=1) if raw.strip()]
     batch, errors = parse_lines(lines, keyer)
     if errors:
         raise BatchRejectedError(source_name, errors)

@@ -66,6 +66,15 @@ def graph(session_graph: GraphStore) -> GraphStore:
     return session_graph
 
 
+@pytest.fixture(autouse=True)
+def _umask_restored():
+    """Entry points narrow the process umask (lineage.local_files); no test leaves that to the next one."""
+    previous = os.umask(0o022)
+    os.umask(previous)
+    yield
+    os.umask(previous)
+
+
 @pytest.fixture
 def keyer() -> SubjectKeyer:
     return SubjectKeyer(TEST_PEPPER)

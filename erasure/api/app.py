@@ -11,9 +11,11 @@ from erasure import wiring
 from erasure.api import routes_auditor, routes_engineer, routes_legal, routes_log
 from erasure.api.auth import TokenStore, default_token_path
 from erasure.api.errors import install_error_handlers
+from erasure.api.headers import install_security_headers
 from erasure.api.schemas import Health
 from erasure.api.services import Services
 from erasure.settings import Settings
+from lineage.local_files import private_dir, restrict_umask
 
 DESCRIPTION = """\
 Which models learned from a person, and proof that they no longer do.
@@ -28,6 +30,8 @@ travel in request bodies, and no answer repeats them.
 
 def create_app(settings: Settings, tokens: TokenStore | None = None) -> FastAPI:
     """The API app; refuses to build without a pepper, or without a token file (default in the state dir)."""
+    restrict_umask()
+    private_dir(settings.state_dir)
     keyer = wiring.subject_keyer(settings)
     if tokens is None:
         tokens = TokenStore.load(default_token_path(settings.state_dir))
@@ -38,9 +42,13 @@ def create_app(settings: Settings, tokens: TokenStore | None = None) -> FastAPI:
         yield
         svc.close()
 
-    app = FastAPI(title="Lethe erasure API", version="1", description=DESCRIPTION, lifespan=lifespan)
+    # No /docs or /redoc (they load scripts from a CDN): the OpenAPI document is at /openapi.json. No slash
+    # redirects (they would answer before the token is checked). Bodies over 1 MiB are a 413 (headers.py).
+    app = FastAPI(title="Lethe erasure API", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.services = svc
     install_error_handlers(app)
+    install_security_headers(app)
     for module in (routes_legal, routes_auditor, routes_log, routes_engineer):
         app.include_router(module.build_router())
 

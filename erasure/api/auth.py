@@ -90,6 +90,12 @@ def create_token(path: Path, role: Role | str, name: str) -> str:
     return token
 
 
+def _refuse_open_mode(path: Path, mode: int) -> None:
+    if mode & (stat.S_IWGRP | stat.S_IWOTH | stat.S_IRGRP | stat.S_IROTH):
+        raise ConfigurationError(f"{path} is readable or writable by other users; `chmod 600 {path}` "
+                                 "(no token is accepted until then)")
+
+
 class TokenStore:
     """The valid tokens' digests and roles; rereads the file when it changes (revocation)."""
 
@@ -104,16 +110,15 @@ class TokenStore:
         if not path.is_file():
             raise ConfigurationError(f"no API token file at {path}: create a token first with "
                                      "`lethe api token create --role legal|auditor|engineer --name NAME`")
-        if path.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH | stat.S_IRGRP | stat.S_IROTH):
-            raise ConfigurationError(f"{path} is readable or writable by other users; `chmod 600 {path}`")
+        _refuse_open_mode(path, path.stat().st_mode)
         return cls(_read_entries(path), path)
 
     @staticmethod
-    def _file_stamp(path: Path | None) -> tuple[int, int] | None:
+    def _file_stamp(path: Path | None) -> tuple[int, int, int, int] | None:
         if path is None:
             return None
         info = path.stat()
-        return info.st_mtime_ns, info.st_size
+        return info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_mode
 
     def _refresh(self) -> None:
         if self._path is None:
@@ -123,6 +128,7 @@ class TokenStore:
         except FileNotFoundError:
             self._entries, self._stamp = {}, None  # the file was removed: every token is revoked
             return
+        _refuse_open_mode(self._path, stamp[3])  # on every call: a `chmod 644` while serving stops all tokens
         if stamp != self._stamp:
             fresh = TokenStore.load(self._path)
             self._entries, self._stamp = fresh._entries, fresh._stamp

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from attestation.errors import AttestationError, ProofError
-from erasure.api.schemas import FieldProblem, Problem, ValidationProblem
+from erasure.api.schemas import ConflictProblem, FieldProblem, Problem, ValidationProblem
 from erasure.errors import ConfigurationError, ErasureError, Neo4jServerError
 from erasure.requests import RequestConflictError, RequestNotFoundError
 from lineage.errors import GraphUnavailableError, LineageError, NotFoundError, PepperError
@@ -78,7 +78,23 @@ async def _known_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_for(exc) or 500
     if status >= 500:
         log.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
-    return JSONResponse(Problem(detail=str(exc)).model_dump(), status_code=status)
+    if isinstance(exc, RequestConflictError):
+        return JSONResponse(ConflictProblem(detail=str(exc), fields=exc.fields).model_dump(), status_code=status)
+    return JSONResponse(Problem(detail=_public_detail(exc, status)).model_dump(), status_code=status)
+
+
+def _public_detail(exc: Exception, status: int) -> str:
+    """What a caller may read: a 503 says what kind of trouble (the URI, paths and causes go to the log), a
+    404 does not repeat the id it was given."""
+    if status == 503 and isinstance(exc, (ConfigurationError, PepperError)):
+        return "the server is not configured correctly; its operator finds which setting in Lethe's log"
+    if status == 503:
+        return "the lineage graph (Neo4j) is unavailable; try again shortly, and if it lasts tell the operator"
+    if status == 404 and isinstance(exc, RequestNotFoundError):
+        return "no erasure request with that id; the register lists the filed ones"
+    if status == 404:
+        return "nothing in the lineage graph has that id; check it against `lethe datasets`"
+    return str(exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:

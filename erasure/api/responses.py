@@ -14,7 +14,8 @@ AUTH: Responses = {
 }
 INVALID: Responses = {
     422: {"model": ValidationProblem, "description": "the request does not match the schema"}}
-BAD_BODY: Responses = {400: {"model": Problem, "description": "the body cannot be read as UTF-8 JSON"}}
+TOO_LARGE: Responses = {413: {"model": Problem, "description": "the body is over 1 MiB"}}
+BAD_BODY: Responses = {400: {"model": Problem, "description": "the body cannot be read as UTF-8 JSON"}, **TOO_LARGE}
 UNAVAILABLE: Responses = {
     503: {"model": Problem, "description": "Neo4j cannot be reached, or the server is misconfigured"}}
 NO_REQUEST: Responses = {404: {"model": Problem, "description": "no erasure request with this id"}}

@@ -13,8 +13,8 @@ from fastapi import APIRouter, HTTPException, Path, Response
 from erasure.api import responses
 from erasure.api.auth import Role
 from erasure.api.guard import CallerDep, GuardedRoute, only
-from erasure.api.schemas import (REQUEST_ID_PATTERN, ExtensionBody, FiledRequestOut, FileRequestBody, IdentifierOut,
-                                 Problem, RequestProgress, RequestSummary, ScopeCounts, VerdictOut)
+from erasure.api.schemas import (REQUEST_ID_PATTERN, ConflictProblem, ExtensionBody, FiledRequestOut, FileRequestBody,
+                                 IdentifierOut, Problem, RequestProgress, RequestSummary, ScopeCounts, VerdictOut)
 from erasure.api.services import ServicesDep
 from erasure.filing import file_and_scope
 from erasure.requests import extend_request, load_request, request_dir
@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 RequestId = Annotated[str, Path(pattern=REQUEST_ID_PATTERN, description="an erasure request id, er-<24 hex>")]
 ALREADY_FILED = {200: {"model": FiledRequestOut,
                        "description": "already filed under this idempotency key: the same request"}}
-CONFLICT = {409: {"model": Problem, "description": "the idempotency key names a different request"}}
+CONFLICT = {409: {"model": ConflictProblem,
+                  "description": "the idempotency key names a different request; `fields` says what differs"}}
 NOT_EXTENDED = {400: {"model": Problem, "description": "extended before, or the body is not UTF-8 JSON"}}
 
 
@@ -57,7 +58,7 @@ def build_router() -> APIRouter:
         return RequestProgress.of(request, steps_done=done, verdict=_verdict(steps / "attest.json"))
 
     @router.post("/{request_id}/extension", response_model=RequestSummary, **only(Role.LEGAL),
-                 responses={**responses.NO_REQUEST, **NOT_EXTENDED})
+                 responses={**responses.NO_REQUEST, **NOT_EXTENDED, **responses.TOO_LARGE})
     def extend_deadline(request_id: RequestId, body: ExtensionBody, svc: ServicesDep,
                         caller: CallerDep) -> RequestSummary:
         """Extend the deadline once, by the regime's extension, recording why."""

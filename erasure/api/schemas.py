@@ -21,6 +21,12 @@ class Problem(BaseModel):
     detail: str
 
 
+class ConflictProblem(Problem):
+    """An idempotency key reused for a different request: the fields that differ (names, never values)."""
+
+    fields: list[str]
+
+
 class FieldProblem(BaseModel):
     """One invalid part of a request: where (e.g. ["body", "regime"]) and what is wrong; never the value."""
 

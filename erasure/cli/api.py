@@ -34,7 +34,7 @@ def serve(port: int = typer.Option(8000, min=1, max=65535, help="port on 127.0.0
     settings = wiring.cli_settings()
     store = TokenStore.load(tokens or default_token_path(settings.state_dir))
     app = create_app(settings, store)  # refuses to start without a pepper
-    console.print(f"Lethe API on http://127.0.0.1:{port} ({len(store)} token(s)); OpenAPI at /docs")
+    console.print(f"Lethe API on http://127.0.0.1:{port} ({len(store)} token(s)); OpenAPI document at /openapi.json")
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="info")
 
 

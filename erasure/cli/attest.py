@@ -51,11 +51,18 @@ def _state_dir() -> Path:
     return Settings().state_dir
 
 
+MAX_FILE_BYTES = 16 * 2**20  # a bundle, registry or proof is kilobytes; a larger file is not one
+
+
 def _read(path: Path, what: str) -> bytes:
     try:
-        return path.read_bytes()
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(f"{what} {path} is larger than {MAX_FILE_BYTES // 2**20} MiB; it is not an attestation file")
+    return data
 
 
 def _pairs(values: list[str], option: str) -> dict[str, str]:

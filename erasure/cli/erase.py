@@ -14,6 +14,7 @@ from rich.table import Table
 from erasure import wiring
 from erasure.cli import render
 from erasure.cli.errors import EXIT_BLOCKED, fail, friendly_errors
+from lineage.limits import loads_json_bounded, read_bounded, read_file_bounded
 
 erase_app = typer.Typer(help="File, run and follow erasure requests (GDPR Art. 17, CCPA).", no_args_is_help=True)
 console = render.console
@@ -24,12 +25,14 @@ def _intake(source: Path | None, email, phone, account, name, regime, received_a
     from erasure.requests import ErasureIntake
 
     document: dict = {}
+    flags = [name for name, value in (("--email", email), ("--phone", phone), ("--account", account),
+             ("--name", name), ("--regime", regime), ("--received-at", received_at), ("--requester", requester),
+             ("--idempotency-key", idempotency_key)) if value is not None]
     if source is not None:
-        text = sys.stdin.read() if str(source) == "-" else source.read_text(encoding="utf-8")
-        try:
-            document = json.loads(text)
-        except ValueError as exc:
-            fail(f"{source} is not JSON ({exc.msg} at line {exc.lineno}); see `lethe erase file --help`")
+        if flags:
+            fail(f"give the request either in {source} or as options, not both (also given: {', '.join(flags)}); "
+                 "a file and options that disagree would file something nobody wrote")
+        document = _read_request_document(source)
         if not isinstance(document, dict):
             fail(f"{source} must hold one JSON object with identifiers, regime, received_at, requester and "
                  "idempotency_key")
@@ -48,6 +51,18 @@ def _intake(source: Path | None, email, phone, account, name, regime, received_a
         # Locations and messages only: the input values may be the subject's identifiers.
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         fail(f"the request is not valid: {problems}")
+
+
+def _read_request_document(source: Path):
+    """The request file's JSON (or stdin's for '-'), within Lethe's size and nesting limits."""
+    what = "the request on stdin" if str(source) == "-" else str(source)
+    data = read_bounded(sys.stdin.buffer, what) if str(source) == "-" else read_file_bounded(source)
+    try:
+        return loads_json_bounded(data.decode("utf-8"), what)
+    except UnicodeDecodeError as exc:
+        fail(f"{what} is not UTF-8 (byte {exc.start}); save it as UTF-8 JSON")
+    except json.JSONDecodeError as exc:
+        fail(f"{what} is not JSON ({exc.msg} at line {exc.lineno}); see `lethe erase file --help`")
 
 
 @erase_app.command("file")

@@ -20,6 +20,7 @@ from erasure.cli.errors import EXIT_BLOCKED, fail, friendly_errors
 from erasure.ingestion import DatasetOptions, ingest_file, read_batch
 from erasure.neo4j_server import LocalNeo4j
 from erasure.settings import Settings
+from lineage.local_files import restrict_umask
 from lineage.keys import IdentifierKind
 from lineage.store import queries
 from lineage.store.writers import LineageWriter
@@ -43,7 +44,9 @@ NO_PEPPER_NEEDED = {"neo4j", "demo", "demo-data", "attest", "api"}  # api serve 
 @app.callback()
 @friendly_errors
 def _require_pepper(ctx: typer.Context) -> None:
-    """Lethe refuses to start without a pepper: subject keys are HMACs under it."""
+    """Lethe refuses to start without a pepper: subject keys are HMACs under it. Everything a command
+    writes is its owner's alone (umask 077), whatever the shell's umask."""
+    restrict_umask()
     if ctx.invoked_subcommand not in NO_PEPPER_NEEDED and not ctx.resilient_parsing:
         Settings().load_pepper()
 
@@ -56,7 +59,9 @@ def neo4j_start() -> None:
     server = LocalNeo4j(wiring.cli_settings())
     with console.status("starting Neo4j (the first start builds the launcher with Maven)…"):
         status = server.start()
-    console.print(f"Neo4j is running at [bold]{status.uri}[/] (pid {status.pid})")
+    warmed = f"; page cache warmed for the impact queries in {status.warm_up_s:.1f} s" \
+        if status.warm_up_s is not None else ""
+    console.print(f"Neo4j is running at [bold]{status.uri}[/] (pid {status.pid}{warmed})")
 
 
 @neo4j_app.command("stop")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,25 @@ def corpus():
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, neo4j_server, session_graph, tiny_base_model, corpus):
-    """Materialize every asset once: two batch partitions, then shards → … → deployment."""
-    with materialized_pipeline(tmp_path_factory.mktemp("pipeline-state"), neo4j_server, session_graph,
-                               tiny_base_model, corpus, TRAIN_CONFIG) as pipeline:
-        yield pipeline
+    """Materialize every asset once: two batch partitions, then shards → … → deployment. Under a umask of 022,
+    a shell's usual: Lethe must make its files owner-only by itself."""
+    previous = os.umask(0o022)
+    try:
+        with materialized_pipeline(tmp_path_factory.mktemp("pipeline-state"), neo4j_server, session_graph,
+                                   tiny_base_model, corpus, TRAIN_CONFIG) as pipeline:
+            yield pipeline
+    finally:
+        os.umask(previous)
+
+
+def test_every_file_of_the_state_folder_and_the_neo4j_store_is_the_owners_alone(pipeline, neo4j_server):
+    """Content store, batch files, quarantine, logs, Dagster storage, models, indexes and the Neo4j store:
+    0600 files and 0700 folders although the pipeline ran under a umask of 022."""
+    roots = [pipeline["state"]] + ([neo4j_server.local_server_dir] if neo4j_server.uses_local_server else [])
+    loose = [f"{path} {stat.S_IMODE(path.lstat().st_mode):o}" for root in roots for path in [root, *root.rglob("*")]
+             if not path.is_symlink() and path.lstat().st_mode & 0o077]
+    assert not loose, loose[:20]
+    assert (pipeline["state"] / "content.sqlite").is_file() and any((pipeline["state"] / "batches").iterdir())
 
 
 def output(result, step: str):
@@ -305,6 +321,7 @@ def test_a_model_store_without_write_permission_is_refused_and_changes_nothing(p
         state = root / "state"
         (state / "models" / "adapters").mkdir(parents=True)
         state.chmod(0o777)  # the child may write its logs, not the model store
+        (state / "models").chmod(0o755)  # explicit: the process umask may be Lethe's 077 here
         (state / "models" / "adapters").chmod(0o555)
         nodes = graph.read("MATCH (n) RETURN count(n) AS n")[0]["n"]
         edges = graph.read("MATCH ()-[r]->() RETURN count(r) AS n")[0]["n"]

@@ -81,7 +81,8 @@ def test_server_commands_run_without_a_pepper(env):
 def test_neo4j_down_gives_a_clear_message_within_seconds(env):
     started = time.monotonic()
     result = run({**env, "NEO4J_URI": "bolt://127.0.0.1:9"}, "preflight", "anything")
-    assert result.exit_code == 3 and "cannot reach Neo4j at bolt://127.0.0.1:9" in result.output
+    assert result.exit_code == 3 and "cannot reach the Neo4j that NEO4J_URI names (bolt://127.0.0.1:9)" in result.output
+    assert "lethe neo4j start` starts only Lethe's own server" in result.output  # not told to start the wrong one
     assert "Traceback" not in result.output and time.monotonic() - started < 20
 
 

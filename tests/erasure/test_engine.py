@@ -115,6 +115,18 @@ def test_two_requests_share_one_remedy_and_each_gets_a_verified_attestation(pipe
     states = graph.read("MATCH (r:Record) WHERE r.id IN $ids RETURN collect(DISTINCT r.state) AS s", ids=scope_ids)
     assert states[0]["s"] == ["erased"]
 
+    # Legal reads each verdict and its reasons through the API.
+    from fastapi.testclient import TestClient
+
+    from erasure.api import Role, create_app, create_token
+
+    token = create_token(settings.state_dir / "api-tokens.json", Role.LEGAL, "legal-test")
+    with TestClient(create_app(settings)) as client:
+        for outcome, request in zip(outcomes, (a, b)):
+            answer = client.get(f"/v1/requests/{request.id}", headers={"Authorization": f"Bearer {token}"})
+            assert answer.status_code == 200 and answer.json()["verdict"] == outcome.verdict, answer.text
+            assert answer.json()["verdict"]["status"] == "erased" and "attest" in answer.json()["steps_done"]
+
     # Running them again changes nothing: no second remedy, no second log entry.
     log_size = len((settings.state_dir / "attestation" / "log" / "entries.bin").read_bytes())
     again = run_requests(settings, graph, [a.id, b.id])
