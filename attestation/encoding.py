@@ -63,14 +63,14 @@ def loads_strict(data: bytes | str, what: str) -> Any:
             raise
         raise InputError(f"{what} holds a number longer than {sys.get_int_max_str_digits()} digits; no "
                          "attestation field takes one") from None
-    if _depth(value) > MAX_JSON_DEPTH:
+    if json_depth(value) > MAX_JSON_DEPTH:
         raise InputError(f"{what} nests objects or arrays deeper than {MAX_JSON_DEPTH} levels; no attestation "
                          "file does")
     return value
 
 
-def _depth(value: Any) -> int:
-    """How deeply objects and arrays nest in a parsed JSON value, without recursion."""
+def json_depth(value: Any) -> int:
+    """How deeply objects and arrays nest in a parsed JSON value (a scalar is 0), without recursion."""
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, depth = stack.pop()

@@ -11,16 +11,17 @@ says nothing about the person.
 from __future__ import annotations
 
 import json
-import unicodedata
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator,
+                      model_validator)
 
 from erasure.errors import RequestConflictError, RequestNotFoundError
 from lineage.keys import IdentifierKind, SubjectKeyer
+from lineage.limits import control_character
 from lineage.local_files import exclusive_lock, private_dir, write_private_text
 from lineage.models import ErasureRequest
 from lineage.store import GraphStore
@@ -34,7 +35,7 @@ RequestId = Annotated[str, StringConstraints(pattern=r"^er-[0-9a-f]{24}$")]
 
 
 def _printable(value: str) -> str:
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
+    if control_character(value) is not None:
         raise ValueError("holds a control character (NUL, a line break, an escape); remove it")
     return value
 
@@ -191,10 +192,17 @@ def write_json_atomic(path: Path, value: object) -> None:
     write_private_text(path, json.dumps(value, indent=1, sort_keys=True, default=str) + "\n")
 
 
+def _idempotency_hmac(keyer: SubjectKeyer, idempotency_key: str) -> str:
+    return keyer.tag("idempotency-key", idempotency_key.strip())
+
+
+def _request_id(keyer: SubjectKeyer, idempotency_hmac: str) -> str:
+    return "er-" + keyer.tag("erasure-request-id", idempotency_hmac)[:24]
+
+
 def request_id_for(keyer: SubjectKeyer, idempotency_key: str) -> str:
     """The request id an idempotency key files under: an HMAC, so it says nothing about the person."""
-    idem = keyer.tag("idempotency-key", idempotency_key.strip())
-    return "er-" + keyer.tag("erasure-request-id", idem)[:24]
+    return _request_id(keyer, _idempotency_hmac(keyer, idempotency_key))
 
 
 def request_lock(state_dir: Path, request_id: str):
@@ -218,11 +226,11 @@ def file_request(state_dir: Path, graph: GraphStore, keyer: SubjectKeyer, intake
     when several callers may file under one key at once (`erasure.filing.file_and_scope` does)."""
     now = now or datetime.now(timezone.utc)
     keys = intake.identifiers.keys(keyer)
-    request_id = request_id_for(keyer, intake.idempotency_key)
+    idem = _idempotency_hmac(keyer, intake.idempotency_key)
+    request_id = _request_id(keyer, idem)
     due, _ = due_dates(intake.regime, intake.received_at)
     filed = FiledRequest(id=request_id, subject_keys=keys, regime=intake.regime, received_at=intake.received_at,
-                         due_at=due, requester=intake.requester, filed_at=now, review=review,
-                         idempotency_hmac=keyer.tag("idempotency-key", intake.idempotency_key.strip()))
+                         due_at=due, requester=intake.requester, idempotency_hmac=idem, filed_at=now, review=review)
     folder = request_dir(state_dir, request_id)
     existing = _load(folder)
     if existing is not None:

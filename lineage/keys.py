@@ -11,7 +11,7 @@ from enum import StrEnum
 import phonenumbers
 
 from lineage.errors import PepperError
-from lineage.limits import MAX_IDENTIFIER_CHARS
+from lineage.limits import MAX_IDENTIFIER_CHARS, control_character
 
 MIN_PEPPER_BYTES = 32
 # Numbers written without a country code are read as this region's. Changing it changes keys.
@@ -57,7 +57,7 @@ def _check_raw(kind: IdentifierKind, value: str) -> None:
     limit = MAX_IDENTIFIER_CHARS[kind.value]
     if len(value) > limit:
         raise ValueError(f"longer than {limit} characters (got {len(value)}); no {kind.value} is that long")
-    bad = next((ch for ch in value if unicodedata.category(ch) == "Cc" and ch not in " \t"), None)
+    bad = control_character(value, allowed="\t")
     if bad is not None:
         raise ValueError(f"holds a control character (U+{ord(bad):04X}); remove it")
 

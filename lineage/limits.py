@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from attestation.encoding import json_depth
 from lineage.errors import LineageError
 
 MAX_JSON_DEPTH = 64                    # objects and arrays inside each other
@@ -28,17 +30,9 @@ def _mib(size: int) -> str:
     return f"{size / 2**20:g} MiB"
 
 
-def json_depth(value: Any) -> int:
-    """How deeply objects and arrays nest in a parsed JSON value (a scalar is 0), without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
+def control_character(value: str, allowed: str = "") -> str | None:
+    """The first control character (NUL, a line break, an escape…) in `value` that is not in `allowed`."""
+    return next((ch for ch in value if unicodedata.category(ch) == "Cc" and ch not in allowed), None)
 
 
 def loads_json_bounded(text: str | bytes, what: str, *, max_depth: int = MAX_JSON_DEPTH, **options) -> Any:

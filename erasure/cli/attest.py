@@ -24,6 +24,7 @@ from erasure.cli import render
 from erasure.cli.errors import fail, friendly_errors
 from erasure.keyring import Keyring, KeyringPaths
 from erasure.settings import Settings
+from lineage.limits import InputLimitError, read_bounded
 
 attest_app = typer.Typer(help="Verify erasure attestations offline; manage the signing keys and the "
                               "transparency log.", no_args_is_help=True)
@@ -51,18 +52,15 @@ def _state_dir() -> Path:
     return Settings().state_dir
 
 
-MAX_FILE_BYTES = 16 * 2**20  # a bundle, registry or proof is kilobytes; a larger file is not one
-
-
 def _read(path: Path, what: str) -> bytes:
+    """A bundle, registry or proof file, within Lethe's document size limit (lineage.limits)."""
     try:
         with path.open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+            return read_bounded(handle, f"{what} {path}")
     except OSError as exc:
         raise InputError(f"cannot read {what} {path}: {exc.strerror}") from exc
-    if len(data) > MAX_FILE_BYTES:
-        raise InputError(f"{what} {path} is larger than {MAX_FILE_BYTES // 2**20} MiB; it is not an attestation file")
-    return data
+    except InputLimitError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _pairs(values: list[str], option: str) -> dict[str, str]:
