@@ -11,7 +11,7 @@ from assets.records import pii_scan, raw_records, record_batches
 from assets.resources import ModelStoreResource, Neo4jResource, SourceStoreResource
 from assets.sensors import make_batch_sensor
 from assets.training import deployment, fine_tune
-from erasure.settings import Settings
+from lethe.settings import Settings
 from lineage.local_files import restrict_umask
 
 ingest_job = dg.define_asset_job("ingest_batch", selection=[raw_records, pii_scan])

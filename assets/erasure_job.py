@@ -8,7 +8,8 @@ from assets.resources import Neo4jResource
 from erasure.engine import EngineOptions, RequestOutcome, run_requests, step_results
 from erasure.errors import ErasureError
 from erasure.requests import load_request, request_dir
-from erasure.settings import Settings
+from lethe.settings import Settings
+from lethe.wiring import erasure_context
 from lineage.errors import LineageError
 from unlearning.errors import UnlearningError
 
@@ -85,7 +86,7 @@ def run_erasure_request(context: dg.OpExecutionContext, config: ErasureRequestCo
         load_request(settings.state_dir, config.request_id)
         _check_method(settings, config)
         options = EngineOptions(method=config.method, escalate=config.escalate)
-        outcome = run_requests(settings, neo4j.graph, [config.request_id], options,
+        outcome = run_requests(erasure_context(settings, neo4j.graph), [config.request_id], options,
                                on_event=on_event, on_step=on_step)[0]
     except (ErasureError, LineageError, UnlearningError) as exc:
         raise dg.Failure(f"erasure request {config.request_id} failed: {exc}") from exc

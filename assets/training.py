@@ -1,7 +1,5 @@
 """Training assets: one LoRA adapter per shard, merged into the served adapter, then deployed."""
 
-
-import hashlib
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -9,11 +7,10 @@ import dagster as dg
 from assets.datasets import dataset_version
 from assets.resources import ModelStoreResource, Neo4jResource, SourceStoreResource
 from lineage.dataset import DatasetPlan
-from lineage.models import Adapter, Deployment, Edge, FineTuneRun
+from lineage.models import Deployment, Edge
 from lineage.store import queries
 from lineage.store.writers import LineageWriter
-
-CODE_VERSION = "lethe-0.1.0"
+from lineage.training_runs import TrainingRun, adapter_for, shard_run, write_training_lineage
 
 
 class FineTuneConfig(dg.Config):
@@ -67,25 +64,14 @@ def fine_tune(context: dg.AssetExecutionContext, config: FineTuneConfig, dataset
         raise dg.Failure(f"fine_tune failed: {exc}") from exc
     ended = datetime.now(timezone.utc)
 
-    served = Adapter(id=f"adapter-{trained.served_sha256[:16]}", sha256=trained.served_sha256,
-                     uri=trained.served_path.resolve().as_uri())
-    runs, shard_adapters = [], []
-    for shard in trained.shards:
-        run_id = "run-" + hashlib.sha256(
-            f"{shard.shard_id}:{lora.config_sha256()}:{trained.base_model_sha256}".encode()).hexdigest()[:16]
-        runs.append((FineTuneRun(id=run_id, base_model=str(models.base_model_dir()),
-                                 base_model_sha256=trained.base_model_sha256, config_sha256=lora.config_sha256(),
-                                 seed=lora.seed, code_version=CODE_VERSION, started_at=started, ended_at=ended),
-                     shard))
-        shard_adapters.append(Adapter(id=f"adapter-{shard.sha256[:16]}", sha256=shard.sha256,
-                                      uri=shard.path.resolve().as_uri()))
+    served = adapter_for(trained.served_sha256, trained.served_path)
+    shard_adapters = [adapter_for(shard.sha256, shard.path) for shard in trained.shards]
+    runs = [TrainingRun(shard_run(shard.shard_id, base_model=models.base_model_dir(),
+                                  base_model_sha256=trained.base_model_sha256, config_sha256=lora.config_sha256(),
+                                  seed=lora.seed, started_at=started, ended_at=ended), shard.shard_id, adapter)
+            for shard, adapter in zip(trained.shards, shard_adapters)]
     with neo4j.graph.transaction() as tx:
-        writer = LineageWriter(neo4j.graph, tx=tx)
-        writer.nodes([run for run, _ in runs])
-        writer.nodes(shard_adapters + [served])
-        writer.edges("TRAINED_ON", [Edge(source=run.id, target=s.shard_id) for run, s in runs])
-        writer.edges("PRODUCED", [Edge(source=run.id, target=a.id) for (run, _), a in zip(runs, shard_adapters)])
-        writer.edges("MERGED_INTO", [Edge(source=a.id, target=served.id) for a in shard_adapters])
+        write_training_lineage(LineageWriter(neo4j.graph, tx=tx), runs, served, shard_adapters)
     return dg.Output(
         {"id": served.id, "sha256": served.sha256, "path": str(trained.served_path),
          "dataset_version": plan.version.id},

@@ -43,11 +43,38 @@ def _refuse_constant(name: str) -> Any:
     raise InputError(f"JSON constant {name} is not allowed")
 
 
+class JsonLimitExceeded(ValueError):
+    """Parsed JSON beyond a limit: `kind` is "depth" (nesting) or "digits" (a number too long for Python)."""
+
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
+
+
+def loads_within(text: str | bytes, max_depth: int, **options) -> Any:
+    """json.loads, refusing nesting deeper than `max_depth` or a number longer than Python converts with
+    JsonLimitExceeded; malformed JSON stays a json.JSONDecodeError for the caller to word."""
+    try:
+        value = json.loads(text, **options)
+    except RecursionError:
+        raise JsonLimitExceeded("depth") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # e.g. an integer longer than sys.get_int_max_str_digits()
+        if "digits" not in str(exc):
+            raise
+        raise JsonLimitExceeded("digits") from None
+    if json_depth(value) > max_depth:
+        raise JsonLimitExceeded("depth")
+    return value
+
+
 def loads_strict(data: bytes | str, what: str) -> Any:
     """Parse JSON that must be valid UTF-8, without duplicate keys or NaN; InputError names `what`."""
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        value = json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
+        return loads_within(text, MAX_JSON_DEPTH, object_pairs_hook=_refuse_duplicates,
+                            parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
         raise InputError(f"{what} is not valid UTF-8 (byte {exc.start}): the file is damaged") from exc
     except json.JSONDecodeError as exc:
@@ -55,18 +82,12 @@ def loads_strict(data: bytes | str, what: str) -> Any:
                          f"column {exc.colno}") from exc
     except InputError as exc:
         raise InputError(f"{what}: {exc}") from exc
-    except RecursionError:
+    except JsonLimitExceeded as exc:
+        if exc.kind == "digits":
+            raise InputError(f"{what} holds a number longer than {sys.get_int_max_str_digits()} digits; no "
+                             "attestation field takes one") from None
         raise InputError(f"{what} nests objects or arrays deeper than {MAX_JSON_DEPTH} levels; no attestation "
                          "file does") from None
-    except ValueError as exc:  # e.g. an integer longer than Python converts (sys.get_int_max_str_digits)
-        if "digits" not in str(exc):
-            raise
-        raise InputError(f"{what} holds a number longer than {sys.get_int_max_str_digits()} digits; no "
-                         "attestation field takes one") from None
-    if json_depth(value) > MAX_JSON_DEPTH:
-        raise InputError(f"{what} nests objects or arrays deeper than {MAX_JSON_DEPTH} levels; no attestation "
-                         "file does")
-    return value
 
 
 def json_depth(value: Any) -> int:

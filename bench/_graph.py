@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from erasure.neo4j_server import LocalNeo4j
-from erasure.settings import Settings
+from lethe.neo4j_server import LocalNeo4j
+from lethe.settings import Settings
 from lineage.store import GraphStore
 
 ROOT = Path(__file__).resolve().parents[1]

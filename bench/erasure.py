@@ -30,11 +30,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 
-    from erasure import wiring
-    from erasure.cli.demo import memorized_customer, prepare_demo
-    from erasure.demo_models import build_demo_base_model
+    from lethe import wiring
+    from lethe.cli.demo import memorized_customer, prepare_demo
+    from lethe.demo.models import build_demo_base_model
     from erasure.engine import file_and_scope, run_requests, step_results
-    from erasure.neo4j_server import LocalNeo4j
+    from lethe.neo4j_server import LocalNeo4j
     from erasure.requests import ErasureIntake
     from lineage.store import queries
 
@@ -59,11 +59,11 @@ def main(argv: list[str] | None = None) -> dict:
             "received_at": datetime.now(timezone.utc), "requester": "bench", "idempotency_key": "bench-1"})
         progress("filing the request and resolving its scope …")
         t0 = time.perf_counter()
-        request, _ = file_and_scope(settings, graph, intake)
+        request, _ = file_and_scope(wiring.erasure_context(settings, graph), intake)
         filing = time.perf_counter() - t0
         progress("running it …")
         t0 = time.perf_counter()
-        outcome = run_requests(settings, graph, [request.id])[0]
+        outcome = run_requests(wiring.erasure_context(settings, graph), [request.id])[0]
         running = time.perf_counter() - t0
     if settings.uses_local_server and not os.environ.get("LETHE_BENCH_KEEP_NEO4J"):
         LocalNeo4j(settings).stop()

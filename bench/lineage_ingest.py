@@ -199,8 +199,8 @@ def bulk_build(corpus: Corpus) -> dict:
     collecting and checking the load, writing the CSV files, stopping Neo4j, importing, starting it,
     building the schema. Needs the benchmark's own server (the importer writes its files).
     """
-    from erasure.bulk_ingest import bulk_import
-    from erasure.neo4j_server import LocalNeo4j
+    from lethe.bulk_ingest import bulk_import
+    from lethe.neo4j_server import LocalNeo4j
     from lineage.store.bulk_import import BulkLoad
 
     settings = bench_settings()

@@ -20,7 +20,7 @@ import json
 import sys
 import time
 
-from erasure.demo_corpus import FIRST_NAMES, LAST_NAMES, MAX_CUSTOMERS, generate_corpus
+from lethe.demo.corpus import FIRST_NAMES, LAST_NAMES, MAX_CUSTOMERS, generate_corpus
 from lineage.keys import SubjectKeyer
 
 BENCH_PEPPER = hashlib.sha256(b"lethe-bench-pepper").digest()

@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
     import numpy as np
     import torch
 
-    from erasure.demo_corpus import generate_corpus
-    from erasure.demo_models import build_demo_base_model
+    from lethe.demo.corpus import generate_corpus
+    from lethe.demo.models import build_demo_base_model
     from unlearning.base_model import load_base_model
     from unlearning.probes.scoring import record_scores, score_token_sequences, text_token_ids
 

@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import shutil
 
-    from erasure.demo_corpus import generate_corpus
-    from erasure.demo_models import build_demo_base_model
+    from lethe.demo.corpus import generate_corpus
+    from lethe.demo.models import build_demo_base_model
     from lineage.dataset import derive_without, plan_dataset_version
     from lineage.hashing import content_sha256
     from unlearning.adapters import sequence_nll

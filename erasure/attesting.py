@@ -19,10 +19,10 @@ from erasure.requests import FiledRequest, request_dir
 from lineage.models import Attestation, Edge
 from lineage.store import GraphStore, queries
 from lineage.store.writers import LineageWriter
+from lineage.training_runs import CODE_VERSION
 
-__all__ = ["CODE_VERSION", "attest", "build_predicate", "scope_hashes"]
+__all__ = ["attest", "build_predicate", "scope_hashes"]
 
-CODE_VERSION = "lethe-0.1.0"
 KEY_ORDER = ("email", "account", "phone", "name")
 
 

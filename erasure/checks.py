@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 
-from erasure import wiring
 from erasure.filing import INCLUDED, link_scope
 from erasure.identity import IdentityResult
 from erasure.requests import FiledRequest
 from erasure.run_folder import save_step, step_results
-from erasure.settings import Settings
+from erasure.context import ErasureContext
 from erasure.statistics import (METHOD, FamilyRecord, StatisticsResult, adjust_family, copies_in_training,
                                 family_tests, near_verbatim)
 from erasure.sweep import SweepResult, sweep, sweep_needles
@@ -38,25 +37,25 @@ def _scope_sets(scope: Mapping) -> tuple[set[str], set[str]]:
             {r["id"] for r in records if r["decision"] == "excluded_reviewed"})
 
 
-def _sweep(settings: Settings, graph: GraphStore, steps: dict, phase: str, training=None) -> SweepResult:
+def _sweep(ctx: ErasureContext, steps: dict, phase: str, training=None) -> SweepResult:
     identity = IdentityResult.model_validate(steps["identity"]["result"])
-    content, keyer = wiring.content_store(settings), wiring.subject_keyer(settings)
-    held = _held(graph)
+    content, keyer = ctx.open_content(), ctx.keyer
+    held = _held(ctx.graph)
     corpus = content.get_many(sorted(held))
-    needles = sweep_needles(graph, content, settings.record_batches_dir, keyer, identity, corpus)
+    needles = sweep_needles(ctx.graph, content, ctx.record_batches_dir, keyer, identity, corpus)
     in_scope, excluded = _scope_sets(steps["scope"]["result"])
-    result = sweep(phase, needles, content, settings.record_batches_dir, scope=in_scope, excluded=excluded,
+    result = sweep(phase, needles, content, ctx.record_batches_dir, scope=in_scope, excluded=excluded,
                    held=held, training=training)
     content.close()
     return result
 
 
-def sweep_before_step(settings: Settings, graph: GraphStore, request: FiledRequest) -> None:
+def sweep_before_step(ctx: ErasureContext, request: FiledRequest) -> None:
     """Sweep before the remedy; a hit outside the scope joins it (reason `swept`) — unless the request's
     blast radius was taken already (a run folder from before this step existed): then hits are residue."""
     started = datetime.now(timezone.utc)
-    steps = step_results(settings.state_dir, request.id)
-    result = _sweep(settings, graph, steps, "before")
+    steps = step_results(ctx.state_dir, request.id)
+    result = _sweep(ctx, steps, "before")
     if "blast_radius" in steps:
         result.notes.append("the request was resumed past its blast radius: hits could not join the scope")
         for hit in result.hits:
@@ -64,7 +63,7 @@ def sweep_before_step(settings: Settings, graph: GraphStore, request: FiledReque
                 hit.disposition = "residue"
     scope = steps["scope"]
     records = {r["id"]: r for r in scope["result"]["records"]}
-    held = {row["id"]: row["sha"] for row in graph.read(
+    held = {row["id"]: row["sha"] for row in ctx.graph.read(
         "UNWIND $ids AS id MATCH (r:Record {id: id}) RETURN r.id AS id, r.content_sha256 AS sha",
         ids=[h.record_id for h in result.hits if h.disposition == "joined_scope"])}
     for hit in result.hits:
@@ -79,10 +78,10 @@ def sweep_before_step(settings: Settings, graph: GraphStore, request: FiledReque
         record["decision"] = "included"
     if any(h.disposition == "joined_scope" for h in result.hits):
         scope["result"]["records"] = sorted(records.values(), key=lambda r: (r["decision"] not in INCLUDED, r["id"]))
-        save_step(settings.state_dir, request.id, "scope", datetime.fromisoformat(scope["started_at"]),
+        save_step(ctx.state_dir, request.id, "scope", datetime.fromisoformat(scope["started_at"]),
                   scope["result"])
-        link_scope(graph, request.id, scope["result"])
-    save_step(settings.state_dir, request.id, "sweep_before", started, result.model_dump(mode="json"))
+        link_scope(ctx.graph, request.id, scope["result"])
+    save_step(ctx.state_dir, request.id, "sweep_before", started, result.model_dump(mode="json"))
 
 
 def training_ids(graph: GraphStore, remedies: Sequence[Mapping], scope: set[str]) -> set[str]:
@@ -96,14 +95,14 @@ def training_ids(graph: GraphStore, remedies: Sequence[Mapping], scope: set[str]
     return ids - scope
 
 
-def sweep_after_step(settings: Settings, graph: GraphStore, request: FiledRequest) -> None:
+def sweep_after_step(ctx: ErasureContext, request: FiledRequest) -> None:
     """Sweep after the remedy: every hit outside the scope is residue (the verdict names it)."""
     started = datetime.now(timezone.utc)
-    steps = step_results(settings.state_dir, request.id)
+    steps = step_results(ctx.state_dir, request.id)
     in_scope, _ = _scope_sets(steps["scope"]["result"])
-    training = training_ids(graph, steps["remedy"]["result"]["remedies"], in_scope)
-    result = _sweep(settings, graph, steps, "after", training)
-    save_step(settings.state_dir, request.id, "sweep_after", started, result.model_dump(mode="json"))
+    training = training_ids(ctx.graph, steps["remedy"]["result"]["remedies"], in_scope)
+    result = _sweep(ctx, steps, "after", training)
+    save_step(ctx.state_dir, request.id, "sweep_after", started, result.model_dump(mode="json"))
 
 
 def _reports(steps: Mapping) -> list[tuple[str, str, Mapping, set[str]]]:
@@ -115,13 +114,13 @@ def _reports(steps: Mapping) -> list[tuple[str, str, Mapping, set[str]]]:
     return out
 
 
-def statistics_step(settings: Settings, graph: GraphStore, requests: Sequence[FiledRequest], alpha: float) -> None:
+def statistics_step(ctx: ErasureContext, requests: Sequence[FiledRequest], alpha: float) -> None:
     """Holm over every request's records in this run; causes of the flags left after exact remedies."""
     started = datetime.now(timezone.utc)
-    steps = {r.id: step_results(settings.state_dir, r.id) for r in requests}
+    steps = {r.id: step_results(ctx.state_dir, r.id) for r in requests}
     tests = family_tests(t for r in requests for t in _reports(steps[r.id]))
     adjusted = adjust_family(tests, alpha)
-    causes = _causes(settings, graph, requests, steps, adjusted)
+    causes = _causes(ctx, requests, steps, adjusted)
     run = sorted(r.id for r in requests)
     for request in requests:
         own = [(key, p) for key, p in tests.items()
@@ -138,10 +137,10 @@ def statistics_step(settings: Settings, graph: GraphStore, requests: Sequence[Fi
                                   flags_before=sum(1 for k, (_, f) in adjusted.items() if f and k[0] == "before"),
                                   flags_after=sum(1 for k, (_, f) in adjusted.items() if f and k[0] == "after"),
                                   records=records)
-        save_step(settings.state_dir, request.id, "statistics", started, result.model_dump(mode="json"))
+        save_step(ctx.state_dir, request.id, "statistics", started, result.model_dump(mode="json"))
 
 
-def _causes(settings: Settings, graph: GraphStore, requests: Sequence[FiledRequest], steps: Mapping,
+def _causes(ctx: ErasureContext, requests: Sequence[FiledRequest], steps: Mapping,
             adjusted: Mapping) -> dict[str, dict[str, str]]:
     """Request id -> {flagged record -> why it is not chance}, for the records flagged after a remedy."""
     out: dict[str, dict[str, str]] = {}
@@ -165,14 +164,14 @@ def _causes(settings: Settings, graph: GraphStore, requests: Sequence[FiledReque
                                f"(record {residue[0]['record_id']})")
         rest = flagged - set(causes)
         if rest:
-            training = training_ids(graph, remedies, in_scope)
+            training = training_ids(ctx.graph, remedies, in_scope)
             identity = IdentityResult.model_validate(steps[request.id]["identity"]["result"])
-            causes.update(_copies(settings, graph, rest, training, in_scope, set(identity.keys())))
+            causes.update(_copies(ctx, rest, training, in_scope, set(identity.keys())))
         out[request.id] = causes
     return out
 
 
-def _copies(settings: Settings, graph: GraphStore, flagged: set[str], training: set[str],
+def _copies(ctx: ErasureContext, flagged: set[str], training: set[str],
             scope: set[str], identity_keys: set[str]) -> dict[str, str]:
     """Near-duplicates of flagged records in the training set, confirmed as the scope confirms them."""
     from erasure.identity import other_peoples_spans
@@ -181,14 +180,14 @@ def _copies(settings: Settings, graph: GraphStore, flagged: set[str], training: 
     from unlearning.search import MiniLMEmbedder, find_near_duplicates
     from unlearning.search.near_duplicates import PARAPHRASE_THRESHOLD
 
-    content, keyer = wiring.content_store(settings), wiring.subject_keyer(settings)
-    held = {row["id"]: row["sha"] for row in graph.read(
+    content, keyer = ctx.open_content(), ctx.keyer
+    held = {row["id"]: row["sha"] for row in ctx.graph.read(
         "MATCH (r:Record) WHERE coalesce(r.state, 'active') <> 'erased' RETURN r.id AS id, r.content_sha256 AS sha")}
     texts = content.get_many(sorted(held))
     content.close()
     queries_ = [rid for rid in sorted(flagged) if rid in texts]
     embedder = MiniLMEmbedder()
-    index = load_record_index(embedder, texts, held, settings.state_dir / "indexes")
+    index = load_record_index(embedder, texts, held, ctx.index_dir)
     frequencies = SpanFrequencies(texts)
     outside = frequencies.outside(scope)
 
@@ -200,7 +199,7 @@ def _copies(settings: Settings, graph: GraphStore, flagged: set[str], training: 
     def confirm(rid: str, match: str) -> str | None:
         if near_verbatim(texts[rid], texts[match]) >= NEAR_VERBATIM_RATIO:
             return "near-verbatim"
-        foreign = other_peoples_spans(graph, keyer, [texts[rid], texts[match]], identity_keys)
+        foreign = other_peoples_spans(ctx.graph, keyer, [texts[rid], texts[match]], identity_keys)
         shared = frequencies.shared_rare(match, [rid], outside, foreign)
         return "shares " + ", ".join(sorted(shared)) if confirms(shared) else None
 

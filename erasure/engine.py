@@ -16,17 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from erasure import wiring
 from erasure.checks import statistics_step, sweep_after_step, sweep_before_step
 from erasure.errors import ReviewPendingError
 from erasure.filing import file_and_scope, resolve_request, review_scope, subject_record_status
 from erasure.remedy_runs import EngineOptions, probe_before, remedy_all, scope_ids
 from erasure.requests import FiledRequest, RequestState, list_requests, load_request, request_dir, save_request
 from erasure.run_folder import STEPS, save_step, step_results
-from erasure.settings import Settings
+from erasure.context import ErasureContext
 from lineage.local_files import write_private_text
 from lineage.models import Edge
-from lineage.store import GraphStore, queries
+from lineage.store import queries
 from lineage.store.writers import LineageWriter
 
 __all__ = ["STEPS", "EngineOptions", "RequestOutcome", "file_and_scope", "review_scope", "run_requests",
@@ -48,32 +47,32 @@ class RequestOutcome:
     steps_run: list[str] = field(default_factory=list)
 
 
-def _blast_step(settings: Settings, graph: GraphStore, request: FiledRequest, scope: dict) -> None:
+def _blast_step(ctx: ErasureContext, request: FiledRequest, scope: dict) -> None:
     started = datetime.now(timezone.utc)
-    radius = queries.blast_radius_of_records(graph, scope_ids(scope))
+    radius = queries.blast_radius_of_records(ctx.graph, scope_ids(scope))
     merged_sources = {source for source, _ in radius.adapter_merged}
     top = [a.id for a in radius.adapters if a.id not in merged_sources and a.state in (None, "active")]
-    rows = graph.read("MATCH (a:Adapter) WHERE a.id IN $ids RETURN a.id AS id, a.uri AS uri, a.sha256 AS sha",
+    rows = ctx.graph.read("MATCH (a:Adapter) WHERE a.id IN $ids RETURN a.id AS id, a.uri AS uri, a.sha256 AS sha",
                       ids=top)
     served = [{"id": r["id"], "uri": r["uri"], "sha256": r["sha"]} for r in sorted(rows, key=lambda r: r["id"])]
     result = {**radius.model_dump(mode="json"), "served_adapters": served,
-              "training": subject_record_status(graph, scope)}
-    save_step(settings.state_dir, request.id, "blast_radius", started, result)
-    LineageWriter(graph).edges("AFFECTS", [Edge(source=request.id, target=a["id"]) for a in served])
+              "training": subject_record_status(ctx.graph, scope)}
+    save_step(ctx.state_dir, request.id, "blast_radius", started, result)
+    LineageWriter(ctx.graph).edges("AFFECTS", [Edge(source=request.id, target=a["id"]) for a in served])
 
 
-def _erase_records(settings: Settings, graph: GraphStore, request: FiledRequest, record_ids: list[str]) -> None:
+def _erase_records(ctx: ErasureContext, request: FiledRequest, record_ids: list[str]) -> None:
     """Tombstone the scope records, delete their text (securely), the cached embeddings, and batch lines."""
     from erasure.scope import drop_index_cache
 
     started = datetime.now(timezone.utc)
-    tombstoned = LineageWriter(graph).tombstone(record_ids, started)
-    content = wiring.content_store(settings)
+    tombstoned = LineageWriter(ctx.graph).tombstone(record_ids, started)
+    content = ctx.open_content()
     deleted = content.delete_many(record_ids)
     content.close()
-    indexes = drop_index_cache(settings.state_dir / "indexes")
-    lines = _drop_batch_lines(settings.record_batches_dir, set(record_ids))
-    save_step(settings.state_dir, request.id, "erase_records", started,
+    indexes = drop_index_cache(ctx.index_dir)
+    lines = _drop_batch_lines(ctx.record_batches_dir, set(record_ids))
+    save_step(ctx.state_dir, request.id, "erase_records", started,
               {"records": len(record_ids), "tombstoned_now": len(tombstoned), "texts_deleted": deleted,
                "index_caches_dropped": indexes, "batch_lines_removed": lines})
 
@@ -112,10 +111,10 @@ def _outcome(state: Path, request: FiledRequest, steps: dict, steps_run: list[st
                           folder / "attestation.bundle.json", folder / "report.html", steps_run)
 
 
-def _prepare(settings: Settings, graph: GraphStore, requests: list[FiledRequest],
+def _prepare(ctx: ErasureContext, requests: list[FiledRequest],
              outcomes: dict[str, RequestOutcome]) -> list[FiledRequest]:
     """The requests to run: finished ones are reported as they are; the others get a scope and start."""
-    state, active = settings.state_dir, []
+    state, active = ctx.state_dir, []
     for request in requests:
         if request.status is RequestState.AWAITING_REVIEW:
             raise ReviewPendingError(f"request {request.id} waits for a review of its scope: `lethe erase status "
@@ -127,59 +126,59 @@ def _prepare(settings: Settings, graph: GraphStore, requests: list[FiledRequest]
             outcomes[request.id] = _outcome(state, request, done, [])
             continue
         if "scope" not in done or "identity" not in done:
-            resolve_request(settings, graph, request, {})
+            resolve_request(ctx, request, {})
         request.status = RequestState.IN_PROGRESS
-        save_request(state, graph, request)
+        save_request(state, ctx.graph, request)
         active.append(request)
     return active
 
 
-def _run_step(settings: Settings, request: FiledRequest, name: str, outcome: RequestOutcome, say, what: str,
+def _run_step(ctx: ErasureContext, request: FiledRequest, name: str, outcome: RequestOutcome, say, what: str,
               run: Callable[[], None]) -> None:
     """Run one step unless the run folder has it already."""
-    if name not in step_results(settings.state_dir, request.id):
+    if name not in step_results(ctx.state_dir, request.id):
         say(request.id, what)
         run()
         outcome.steps_run.append(name)
 
 
-def _before_remedy(settings: Settings, graph: GraphStore, request: FiledRequest, outcome: RequestOutcome, say) -> None:
-    state = settings.state_dir
-    _run_step(settings, request, "sweep_before", outcome, say, "sweeping for the person before the remedy",
-              lambda: sweep_before_step(settings, graph, request))
-    _run_step(settings, request, "blast_radius", outcome, say, "blast radius",
-              lambda: _blast_step(settings, graph, request, step_results(state, request.id)["scope"]["result"]))
-    _run_step(settings, request, "probe_before", outcome, say, "probing the served adapters (before)",
-              lambda: probe_before(settings, graph, request,
+def _before_remedy(ctx: ErasureContext, request: FiledRequest, outcome: RequestOutcome, say) -> None:
+    state = ctx.state_dir
+    _run_step(ctx, request, "sweep_before", outcome, say, "sweeping for the person before the remedy",
+              lambda: sweep_before_step(ctx, request))
+    _run_step(ctx, request, "blast_radius", outcome, say, "blast radius",
+              lambda: _blast_step(ctx, request, step_results(state, request.id)["scope"]["result"]))
+    _run_step(ctx, request, "probe_before", outcome, say, "probing the served adapters (before)",
+              lambda: probe_before(ctx, request,
                                    scope_ids(step_results(state, request.id)["scope"]["result"]),
                                    step_results(state, request.id)["blast_radius"]["result"]["served_adapters"]))
 
 
-def _alpha(settings: Settings, requests: Sequence[FiledRequest]) -> float:
+def _alpha(ctx: ErasureContext, requests: Sequence[FiledRequest]) -> float:
     """The probes' alpha (the run's family-wise rate), from the first probe report that has one."""
     for request in requests:
-        for report in step_results(settings.state_dir, request.id).get("probe_before", {}) \
+        for report in step_results(ctx.state_dir, request.id).get("probe_before", {}) \
                 .get("result", {}).get("adapters", {}).values():
             return float(report["config"]["alpha"])
     return DEFAULT_ALPHA
 
 
-def _finish(settings: Settings, graph: GraphStore, request: FiledRequest, outcome: RequestOutcome, say) -> None:
+def _finish(ctx: ErasureContext, request: FiledRequest, outcome: RequestOutcome, say) -> None:
     """Erase the scope's records, attest, set the status, and write the report."""
     from erasure.attesting import attest
     from erasure.reporting import build_report, write_register
 
-    state = settings.state_dir
+    state = ctx.state_dir
     own = scope_ids(step_results(state, request.id)["scope"]["result"])
-    _run_step(settings, request, "erase_records", outcome, say, "erasing the records (tombstones, texts, embeddings)",
-              lambda: _erase_records(settings, graph, request, own))
-    _run_step(settings, request, "attest", outcome, say, "signing and logging the attestation",
+    _run_step(ctx, request, "erase_records", outcome, say, "erasing the records (tombstones, texts, embeddings)",
+              lambda: _erase_records(ctx, request, own))
+    _run_step(ctx, request, "attest", outcome, say, "signing and logging the attestation",
               lambda: save_step(state, request.id, "attest", datetime.now(timezone.utc),
-                                attest(state, graph, request, step_results(state, request.id))))
+                                attest(state, ctx.graph, request, step_results(state, request.id))))
     steps = step_results(state, request.id)
     verdict = steps["attest"]["result"]["verdict"]
     request.status = RequestState.CLOSED if verdict["status"] == "erased" else RequestState.INCOMPLETE
-    save_request(state, graph, request)
+    save_request(state, ctx.graph, request)
 
     def report() -> None:
         started = datetime.now(timezone.utc)
@@ -187,41 +186,41 @@ def _finish(settings: Settings, graph: GraphStore, request: FiledRequest, outcom
         write_register(state)
         save_step(state, request.id, "report", started, {"html": html.name})
 
-    _run_step(settings, request, "report", outcome, say, "writing the report", report)
+    _run_step(ctx, request, "report", outcome, say, "writing the report", report)
     outcome.status, outcome.verdict = request.status.value, verdict
     outcome.bundle = request_dir(state, request.id) / "attestation.bundle.json"
     outcome.report = request_dir(state, request.id) / "report.html"
 
 
-def run_requests(settings: Settings, graph: GraphStore, request_ids: Sequence[str] | None = None,
+def run_requests(ctx: ErasureContext, request_ids: Sequence[str] | None = None,
                  options: EngineOptions | None = None, *, on_event: Callable[[str, str], None] | None = None,
                  on_step: Callable[[int, int, float], None] | None = None) -> list[RequestOutcome]:
     """Run (or resume) requests to the end; all open ones when `request_ids` is None."""
     from erasure.keyring import Keyring
 
     options = options or EngineOptions()
-    state = settings.state_dir
+    state = ctx.state_dir
     Keyring.open(state)  # created before any step it will attest, so its key is valid for all of them
     say = on_event or (lambda request_id, message: None)
     requests = _select(state, request_ids)
     outcomes = {r.id: RequestOutcome(r.id, r.status.value) for r in requests}
-    active = _prepare(settings, graph, requests, outcomes)
+    active = _prepare(ctx, requests, outcomes)
     for request in active:
-        _before_remedy(settings, graph, request, outcomes[request.id], say)
+        _before_remedy(ctx, request, outcomes[request.id], say)
     pending = [r for r in active if "remedy" not in step_results(state, r.id)]
     family = sum(len(scope_ids(step_results(state, r.id)["scope"]["result"])) for r in pending)
-    remedy_all(settings, graph, pending, options, say, on_step, family)
+    remedy_all(ctx, pending, options, say, on_step, family)
     for request in pending:
         outcomes[request.id].steps_run += ["remedy", "probe_after"]
     for request in active:
-        _run_step(settings, request, "sweep_after", outcomes[request.id], say, "sweeping for what is left",
-                  lambda request=request: sweep_after_step(settings, graph, request))
+        _run_step(ctx, request, "sweep_after", outcomes[request.id], say, "sweeping for what is left",
+                  lambda request=request: sweep_after_step(ctx, request))
     judged = [r for r in active if "statistics" not in step_results(state, r.id)]
     if judged:
         say(",".join(r.id for r in judged), "false-alarm control across the run")
-        statistics_step(settings, graph, judged, _alpha(settings, judged))
+        statistics_step(ctx, judged, _alpha(ctx, judged))
         for request in judged:
             outcomes[request.id].steps_run.append("statistics")
     for request in active:
-        _finish(settings, graph, request, outcomes[request.id], say)
+        _finish(ctx, request, outcomes[request.id], say)
     return [outcomes[r.id] for r in requests]

@@ -1,4 +1,4 @@
-"""Errors of the composition root: configuration and the local Neo4j server."""
+"""Errors of the erasure domain: configuration it finds missing, unknown or conflicting requests, pending reviews."""
 
 
 class ErasureError(Exception):
@@ -9,8 +9,8 @@ class ConfigurationError(ErasureError):
     """A setting is missing or wrong; the message names it and what to set."""
 
 
-class Neo4jServerError(ErasureError):
-    """The local Neo4j server could not be built, started or stopped."""
+class InvalidRequestError(ErasureError, ValueError):
+    """A request, a review or an extension asks for something that cannot be; the message says what to give."""
 
 
 class RequestNotFoundError(ErasureError):

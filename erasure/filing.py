@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 
-from erasure import wiring
-from erasure.errors import ErasureError
+from erasure.errors import ErasureError, InvalidRequestError
 from erasure.identity import Decision, IdentityResult, recover_values, resolve_identity
 from erasure.requests import (ErasureIntake, FiledRequest, RequestState, file_request, load_request, request_id_for,
                               request_lock, save_request)
 from erasure.run_folder import save_step, step_results
-from erasure.settings import Settings
+from erasure.context import ErasureContext
 from lineage.models import Edge
 from lineage.store import GraphStore, queries
 from lineage.store.writers import LineageWriter
@@ -27,36 +26,36 @@ __all__ = ["file_and_scope", "link_scope", "resolve_request", "review_scope"]
 INCLUDED = ("included", "included_reviewed")
 
 
-def file_and_scope(settings: Settings, graph: GraphStore, intake: ErasureIntake, *, review: bool = False,
+def file_and_scope(ctx: ErasureContext, intake: ErasureIntake, *, review: bool = False,
                    expand: bool = True, hops: int = 1, now: datetime | None = None) -> tuple[FiledRequest, bool]:
     """File a request and resolve its identity and scope while the raw identifiers are in memory (idempotent).
     Under the request's lock: of many callers filing one idempotency key at once, exactly one creates the
     request and resolves it; the others wait, then get it (the same body) or a conflict naming what differs."""
-    keyer = wiring.subject_keyer(settings)
+    keyer = ctx.keyer
     intake.identifiers.keys(keyer)  # a malformed identifier is refused before anything is written
-    with request_lock(settings.state_dir, request_id_for(keyer, intake.idempotency_key)):
-        request, new = file_request(settings.state_dir, graph, keyer, intake, review=review, now=now)
-        if "scope" not in step_results(settings.state_dir, request.id):
-            resolve_request(settings, graph, request, intake.identifiers.raw(), expand=expand, hops=hops)
-        return load_request(settings.state_dir, request.id), new
+    with request_lock(ctx.state_dir, request_id_for(keyer, intake.idempotency_key)):
+        request, new = file_request(ctx.state_dir, ctx.graph, keyer, intake, review=review, now=now)
+        if "scope" not in step_results(ctx.state_dir, request.id):
+            resolve_request(ctx, request, intake.identifiers.raw(), expand=expand, hops=hops)
+        return load_request(ctx.state_dir, request.id), new
 
 
-def resolve_request(settings: Settings, graph: GraphStore, request: FiledRequest, given: Mapping[str, str], *,
+def resolve_request(ctx: ErasureContext, request: FiledRequest, given: Mapping[str, str], *,
                     expand: bool = True, hops: int = 1) -> None:
     """The identity and scope steps of a filed request; `given`: kind -> raw value (memory only; may be empty)."""
     from erasure.scope import resolve_scope
 
-    keyer, content = wiring.subject_keyer(settings), wiring.content_store(settings)
-    steps = step_results(settings.state_dir, request.id)
+    keyer, content = ctx.keyer, ctx.open_content()
+    steps = step_results(ctx.state_dir, request.id)
     started = datetime.now(timezone.utc)
     if "identity" in steps:
         identity = IdentityResult.model_validate(steps["identity"]["result"])
     else:
-        identity = resolve_identity(graph, {key: kind for kind, key in request.subject_keys.items()},
+        identity = resolve_identity(ctx.graph, {key: kind for kind, key in request.subject_keys.items()},
                                     expand=expand, hops=hops)
     values = {request.subject_keys[kind]: value for kind, value in given.items() if kind in request.subject_keys}
     wanted = {key: kind for key, kind in identity.keys().items() if key not in values}
-    recovered = recover_values(content, settings.record_batches_dir, keyer, wanted, identity.records)
+    recovered = recover_values(content, ctx.record_batches_dir, keyer, wanted, identity.records)
     values.update({key: value for key, (value, _) in recovered.items()})
     for ident in identity.identifiers:
         if ident.value_source is None or ident.hop > 0:
@@ -66,18 +65,18 @@ def resolve_request(settings: Settings, graph: GraphStore, request: FiledRequest
         if not given:
             identity.notes.append("resolved without the filed identifiers in memory: the plain values were read "
                                   "back from the records their keys own")
-        save_step(settings.state_dir, request.id, "identity", started, identity.model_dump(mode="json"))
+        save_step(ctx.state_dir, request.id, "identity", started, identity.model_dump(mode="json"))
     if "scope" in steps:
         return
     started = datetime.now(timezone.utc)
-    scope = resolve_scope(graph, content, identity, values, keyer, index_dir=settings.state_dir / "indexes")
+    scope = resolve_scope(ctx.graph, content, identity, values, keyer, index_dir=ctx.index_dir)
     content.close()
-    save_step(settings.state_dir, request.id, "scope", started, scope.as_json())
-    link_scope(graph, request.id, scope.as_json())
+    save_step(ctx.state_dir, request.id, "scope", started, scope.as_json())
+    link_scope(ctx.graph, request.id, scope.as_json())
     expanded = any(i.decision in (Decision.FOLLOWED, Decision.SHARED) for i in identity.identifiers)
     if request.review and (scope.borderline or expanded):
         request.status = RequestState.AWAITING_REVIEW
-        save_request(settings.state_dir, graph, request)
+        save_request(ctx.state_dir, ctx.graph, request)
 
 
 def link_scope(graph: GraphStore, request_id: str, scope: Mapping) -> None:
@@ -99,30 +98,30 @@ def _drop_identifiers(identity: IdentityResult, specs: Sequence[str]) -> set[str
         hits = [i for i in identity.identifiers if i.decision is Decision.FOLLOWED
                 and (i.kind == spec or (len(wanted) >= 8 and i.key.startswith(wanted)))]
         if len(hits) != 1:
-            raise ValueError(f"--drop-identifier {spec!r} names {len(hits)} followed identifiers; name exactly one, "
+            raise InvalidRequestError(f"--drop-identifier {spec!r} names {len(hits)} followed identifiers; name exactly one, "
                              "by kind or by its key's first 8+ characters (`lethe erase status` lists them)")
         hits[0].decision = Decision.DROPPED
         dropped.add(hits[0].key)
     return dropped
 
 
-def review_scope(settings: Settings, graph: GraphStore, request_id: str, include: Sequence[str],
+def review_scope(ctx: ErasureContext, request_id: str, include: Sequence[str],
                  exclude: Sequence[str], drop_identifiers: Sequence[str] = ()) -> dict:
     """Record a person's decisions: records in or out of scope, identifiers the expansion should not follow."""
-    request = load_request(settings.state_dir, request_id)
-    steps = step_results(settings.state_dir, request_id)
+    request = load_request(ctx.state_dir, request_id)
+    steps = step_results(ctx.state_dir, request_id)
     if "scope" not in steps:
         raise ErasureError(f"request {request_id} has no scope yet; file it first")
     if "remedy" in steps:
         raise ErasureError(f"request {request_id} was already remedied; its scope can no longer change")
     both = set(include) & set(exclude)
     if both:
-        raise ValueError(f"records both included and excluded: {sorted(both)}")
+        raise InvalidRequestError(f"records both included and excluded: {sorted(both)}")
     document = steps["scope"]
     records = {r["id"]: r for r in document["result"]["records"]}
     unknown = [rid for rid in [*include, *exclude] if rid not in records or "owned" in records[rid]["reasons"]]
     if unknown:
-        raise ValueError(f"not reviewable records of this request's scope: {unknown}; review the records "
+        raise InvalidRequestError(f"not reviewable records of this request's scope: {unknown}; review the records "
                          f"`lethe erase status {request_id}` lists that the subject does not own")
     identity = IdentityResult.model_validate(steps["identity"]["result"]) if "identity" in steps else None
     dropped = _drop_identifiers(identity, drop_identifiers) if identity is not None and drop_identifiers else set()
@@ -136,14 +135,14 @@ def review_scope(settings: Settings, graph: GraphStore, request_id: str, include
         records[rid]["decision"] = "excluded_reviewed"
     if dropped:
         identity.records = [rid for rid in identity.records if records.get(rid, {}).get("decision") in INCLUDED]
-        save_step(settings.state_dir, request_id, "identity", datetime.fromisoformat(steps["identity"]["started_at"]),
+        save_step(ctx.state_dir, request_id, "identity", datetime.fromisoformat(steps["identity"]["started_at"]),
                   identity.model_dump(mode="json"))
-    save_step(settings.state_dir, request_id, "scope", datetime.fromisoformat(document["started_at"]), document["result"])
-    link_scope(graph, request_id, document["result"])
+    save_step(ctx.state_dir, request_id, "scope", datetime.fromisoformat(document["started_at"]), document["result"])
+    link_scope(ctx.graph, request_id, document["result"])
     left = [r["id"] for r in records.values() if r["decision"] == "excluded_borderline"]
     if not left and request.status is RequestState.AWAITING_REVIEW:
         request.status = RequestState.OPEN
-        save_request(settings.state_dir, graph, request)
+        save_request(ctx.state_dir, ctx.graph, request)
     return {"included": list(include), "excluded": list(exclude), "still_borderline": left,
             "dropped_identifiers": len(dropped)}
 

@@ -32,6 +32,7 @@ from lineage.pii.identity_match import candidate_values
 from lineage.pii.rare_spans import spans_of
 from lineage.record_batch import SUBJECT_FIELDS
 from lineage.store import GraphStore, queries
+from erasure.errors import InvalidRequestError
 
 __all__ = ["MAX_HOPS", "MAX_IDENTIFIERS", "Decision", "IdentityResult", "ResolvedIdentifier", "other_peoples_spans",
            "recover_values", "resolve_identity"]
@@ -167,9 +168,9 @@ def resolve_identity(graph: GraphStore, given: Mapping[str, str], *, expand: boo
                      max_identifiers: int = MAX_IDENTIFIERS) -> IdentityResult:
     """The identity behind the filed keys (key -> kind): the other identifiers their records link to."""
     if not 0 <= hops <= MAX_HOPS:
-        raise ValueError(f"hops must be between 0 and {MAX_HOPS}, got {hops}")
+        raise InvalidRequestError(f"hops must be between 0 and {MAX_HOPS}, got {hops}")
     if not 0 <= max_identifiers <= 256:
-        raise ValueError(f"max_identifiers must be between 0 and 256, got {max_identifiers}")
+        raise InvalidRequestError(f"max_identifiers must be between 0 and 256, got {max_identifiers}")
     identifiers, mine, ambiguous, owners, notes = _given(graph, given)
     seen = {i.key for i in identifiers}
     frontier = set(mine)

@@ -32,6 +32,7 @@ from attestation import (AttestationError, Bundle, ConsistencyEvidence, InputErr
 from attestation.encoding import format_utc, require_utc
 from attestation.verifier import CLOCK_SKEW
 from erasure.errors import ConfigurationError
+from lineage.local_files import write_private_bytes
 
 LOG_ORIGIN = "lethe.local/erasure-log"
 # A registry entry needs an end; "no end" is the last second a timestamp can spell.
@@ -192,7 +193,7 @@ class Keyring:
             rotated = KeyRegistry([dataclasses.replace(e, not_after=min(e.not_after, moment))
                                    if e.keyid == current.keyid else e for e in _entries(registry)])
             rotated.trust(new.public_key, KeyPurpose.ATTESTATION, moment, NO_END)
-            _write_atomic(self.paths.registry, rotated.to_json() + b"\n")
+            write_private_bytes(self.paths.registry, rotated.to_json() + b"\n")
             os.replace(self.paths.pending_key, self.paths.attestation_key)
         self._attestation_key, self._registry = new, rotated
         return new
@@ -228,7 +229,7 @@ def _create(paths: KeyringPaths, now: datetime) -> None:
     registry = KeyRegistry()
     for purpose, key in keys.items():
         registry.trust(key.public_key, purpose, now, NO_END)
-    _write_atomic(paths.registry, registry.to_json() + b"\n")
+    write_private_bytes(paths.registry, registry.to_json() + b"\n")
 
 
 def _finish_rotation(paths: KeyringPaths, registry: KeyRegistry) -> None:
@@ -287,15 +288,6 @@ def _load_registry(paths: KeyringPaths) -> KeyRegistry:
     except InputError as exc:
         raise KeyringError(f"{exc}; restore {paths.registry} from a backup, or from the copy given to "
                            "auditors") from exc
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(scratch, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(scratch, path)
 
 
 def _second(moment: datetime) -> datetime:

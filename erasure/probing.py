@@ -13,9 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from erasure import wiring
 from erasure.errors import ConfigurationError
-from erasure.settings import Settings
+from erasure.context import ErasureContext
 from lineage.content_store import ContentStore
 from lineage.errors import NotFoundError
 from lineage.store import GraphStore, queries
@@ -56,12 +55,12 @@ def record_texts(content: ContentStore, ids: Sequence[str], what: str) -> dict[s
     return {i: found[i] for i in ids}
 
 
-def _scanner_for(settings: Settings, owner_keys: dict[str, list[str]]):
+def _scanner_for(ctx: ErasureContext, owner_keys: dict[str, list[str]]):
     """Scan samples for the owners' identifiers; report which identifier kinds of an owner appeared."""
     from lineage.pii import PiiScanner
 
     wanted = {key for keys in owner_keys.values() for key in keys}
-    scanner = PiiScanner(wiring.subject_keyer(settings))
+    scanner = PiiScanner(ctx.keyer)
 
     def scan(texts: list[str]) -> list[set[str]]:
         return [{m.kind for m in result.mentions if m.key in wanted} for result in scanner.scan(texts)]
@@ -102,7 +101,7 @@ def people_of(graph: GraphStore, record_ids: Sequence[str]) -> dict[str, str]:
     return {rid: min(keys) for rid, keys in queries.record_owners(graph, record_ids).items() if keys}
 
 
-def probe_records(settings: Settings, graph: GraphStore, request: ProbeRequest, config=None):
+def probe_records(ctx: ErasureContext, request: ProbeRequest, config=None):
     """Run every probe of one adapter on the requested records; returns the ProbeReport."""
     from unlearning.probes import ProbeConfig, open_probe_model, probe_adapter
 
@@ -112,22 +111,20 @@ def probe_records(settings: Settings, graph: GraphStore, request: ProbeRequest, 
     if dataset is None:
         raise ConfigurationError(f"{request.adapter} has no Lethe manifest naming its dataset version; say which "
                                  "version's holdout to calibrate against with --dataset")
-    content = wiring.content_store(settings)
-    named = queries.holdout_sharing_people_with_training(graph, dataset)
-    holdout_ids = [i for i in queries.holdout_record_ids(graph, dataset) if i not in named]
+    content = ctx.open_content()
+    named = queries.holdout_sharing_people_with_training(ctx.graph, dataset)
+    holdout_ids = [i for i in queries.holdout_record_ids(ctx.graph, dataset) if i not in named]
     scope_ids = list(dict.fromkeys(request.record_ids))
     scope = record_texts(content, scope_ids, "requested")
     holdout = record_texts(content, [i for i in holdout_ids if i not in scope], "holdout")
     config = (config or ProbeConfig()).model_copy(update={"generate": request.generate})
     secrets = secret_spans(scope) if request.exposure else {}
-    scan = _scanner_for(settings, queries.record_owners(graph, scope_ids)) if request.generate else None
+    scan = _scanner_for(ctx, queries.record_owners(ctx.graph, scope_ids)) if request.generate else None
     regurgitation = _regurgitation_for(scope) if request.generate and request.regurgitation else None
-    if settings.base_model is None:
-        raise ConfigurationError("set LETHE_BASE_MODEL to the base model the adapter was trained on")
-    model = open_probe_model(settings.base_model, request.adapter)
+    model = open_probe_model(ctx.require_base_model(), request.adapter)
     report = probe_adapter(model, scope, holdout, config, secrets=secrets, scan_samples=scan,
-                           regurgitation=regurgitation, people=people_of(graph, [*scope, *holdout]))
-    untrained = set(scope_ids) - queries.trained_in_dataset(graph, dataset, scope_ids)
+                           regurgitation=regurgitation, people=people_of(ctx.graph, [*scope, *holdout]))
+    untrained = set(scope_ids) - queries.trained_in_dataset(ctx.graph, dataset, scope_ids)
     if untrained:
         report.notes.append(f"{len(untrained)} requested record(s) are not in the training shards of {dataset}, "
                             f"e.g. {sorted(untrained)[0]}: the adapter never trained on them")

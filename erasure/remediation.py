@@ -1,6 +1,6 @@
 """Remedy one served adapter for a set of records: plan from the graph, run the method, record the lineage.
 
-Order matters for crash safety: (1) the new adapter is built in a folder of its own (atomic; a
+Order matters for crash safety (the lineage and the deletion are in erasure.remedy_lineage): (1) the new adapter is built in a folder of its own (atomic; a
 leftover from a crash is an orphan the next run removes), (2) the new lineage — derived dataset
 version, runs, the adapter that REPLACES the old one, the deployment moved, the old adapters
 quarantined — is written in one transaction, (3) only then are the old weights deleted, and the
@@ -19,22 +19,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
-from erasure import wiring
+from erasure.context import ErasureContext
 from erasure.errors import ConfigurationError
 from erasure.probing import people_of, record_texts, secret_spans
-from erasure.settings import Settings
+from erasure.remedy_lineage import affected_shard_adapters, delete_weights, write_remedy_lineage
 from erasure.statistics import holm_flags
-from lineage.dataset import DatasetPlan, derive_without, write_dataset_version
+from lineage.dataset import DatasetPlan, derive_without
 from lineage.errors import NotFoundError
-from lineage.models import Adapter, Edge, FineTuneRun
 from lineage.store import GraphStore, queries
-from lineage.store.writers import LineageWriter
 
-__all__ = ["RemedyRecord", "adapter_node", "delete_weights", "path_of", "remedy_adapter", "replacement_of"]
+__all__ = ["RemedyOptions", "RemedyRecord", "adapter_node", "probe_served_adapter", "remedy_adapter"]
 
-CODE_VERSION = "lethe-0.1.0"
 RETAIN_SAMPLE = 256  # retained records used by retain terms and the utility figures
 
 
@@ -61,11 +57,6 @@ class RemedyRecord:
     remedy_id: str | None = None
     old_manifest: dict | None = None  # dataset version id, manifest root and size the old adapter trained on
     stage_seconds: dict[str, float] = field(default_factory=dict)  # prepare, methods (with probes after), ...
-
-
-def path_of(uri: str) -> Path:
-    """The local path of an adapter's file: URI."""
-    return Path(unquote(urlparse(uri).path)) if uri.startswith("file:") else Path(uri)
 
 
 def adapter_node(graph: GraphStore, adapter_dir: Path) -> dict:
@@ -96,8 +87,8 @@ def _manifest(adapter_dir: Path) -> dict:
     return manifest
 
 
-def _texts(settings: Settings, ids: Sequence[str]) -> dict[str, str]:
-    return record_texts(wiring.content_store(settings), ids, "remedy")
+def _texts(ctx: ErasureContext, ids: Sequence[str]) -> dict[str, str]:
+    return record_texts(ctx.open_content(), ids, "remedy")
 
 
 def _config_tag(method: str, config: Mapping | None) -> str:
@@ -119,35 +110,9 @@ def _fresh_dir(graph: GraphStore, path: Path) -> Path:
     return path
 
 
-def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, record_ids: Sequence[str],
-                   method: str = "retrain", config: Mapping | None = None, *, escalate: bool = True,
-                   probe_config=None, on_step: Callable[[int, int, float], None] | None = None,
-                   before=None, probe_only: bool = False, remedy_id: str | None = None,
-                   before_commit: Callable[[RemedyRecord, list[tuple[str, Path]]], None] | None = None,
-                   family_size: int | None = None) -> RemedyRecord:
-    """Remove `record_ids` from the served adapter at `adapter_dir`; returns what was done and the probes.
-
-    `before`: the old adapter's probe report when the caller already has it (same probe config);
-    `probe_only`: stop after that probe (the record then holds `before` only).
-    `before_commit(record, old_weights)`: called with the finished record just before the lineage
-    transaction, so a caller can persist it and tell after a crash whether the commit happened.
-    `family_size`: how many records the caller's run judges in all; escalation then flags by Holm over
-    that family (erasure.statistics), as the attestations do, not by each record's own threshold.
-    """
-    from unlearning.methods.base import RemedyInput
-    from unlearning.methods.registry import get_method, parse_config
-    from unlearning.methods.remedy import remediate
-    from unlearning.probes import ProbeConfig, open_probe_model, probe_adapter
-
-    get_method(method)  # an unknown method fails before any work
-    clock = _StageClock()
-    parsed = parse_config(method, config)
-    adapter_dir = Path(adapter_dir)
-    old = adapter_node(graph, adapter_dir)
-    manifest = _manifest(adapter_dir)
-    if settings.base_model is None:
-        raise ConfigurationError("set LETHE_BASE_MODEL to the base model the adapter was trained on")
-    store = settings.model_store_dir / "adapters"
+def _model_store(ctx: ErasureContext) -> Path:
+    """The folder new adapters are written to, created and checked writable before any work."""
+    store = ctx.model_store_dir / "adapters"
     try:
         store.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -156,63 +121,122 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
     if not os.access(store, os.W_OK | os.X_OK):
         raise ConfigurationError(f"the model store {store} is not writable; a remedy writes the new adapter there "
                                  "(fix its permissions)")
-    plan: DatasetPlan = queries.dataset_plan(graph, manifest["dataset_version"])
+    return store
+
+
+@dataclass(frozen=True)
+class RemedyOptions:
+    """How to remedy: the method and its settings, escalation, the probes, and the run's test family.
+
+    `family_size`: how many records the caller's run judges in all; escalation then flags by Holm over that
+    family (erasure.statistics), as the attestations do, not by each record's own threshold.
+    `on_step(step, total, loss)`: progress of the training steps.
+    """
+
+    method: str = "retrain"
+    config: Mapping | None = None
+    escalate: bool = True
+    probe_config: object = None
+    family_size: int | None = None
+    on_step: Callable[[int, int, float], None] | None = None
+
+
+@dataclass
+class _Prepared:
+    """What a remedy works on, gathered from the graph and the content store before any training."""
+
+    adapter_dir: Path
+    store: Path  # where the new adapter goes
+    old: dict
+    manifest: dict
+    plan: DatasetPlan
+    derived: DatasetPlan
+    scope: list[str]
+    forget: dict[str, str]
+    holdout: dict[str, str]
+    retain: dict[str, str]
+    probe: Callable[[Path], object]
+
+
+def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], probe_config,
+             record: RemedyRecord) -> _Prepared | None:
+    """The plan of a remedy, or None (with `record.noop_reason`) when the adapter never trained on the records."""
+    from unlearning.probes import ProbeConfig, open_probe_model, probe_adapter
+
+    old, manifest = adapter_node(ctx.graph, adapter_dir), _manifest(adapter_dir)
+    base = ctx.require_base_model()
+    store = _model_store(ctx)
+    plan: DatasetPlan = queries.dataset_plan(ctx.graph, manifest["dataset_version"])
     trained = {rid for s in plan.shards for rid, _ in s.records}
     scope = [rid for rid in dict.fromkeys(record_ids) if rid in trained]
-    record = RemedyRecord(old_adapter=old["id"], method=method, stage_seconds=clock.seconds)
+    record.old_adapter = old["id"]
     record.old_manifest = {"dataset_version": plan.version.id, "root": plan.manifest.root,
                            "size": len(plan.manifest.leaves)}
     if not scope:
         record.noop_reason = (f"none of the {len(set(record_ids))} record(s) are in the training manifest of "
                               f"{plan.version.id}: the adapter never trained on them, nothing to forget")
-        return record
+        return None
     # Records erased earlier are dropped too: a retrain must never train on a tombstoned record.
-    erased = queries.erased_record_ids(graph, sorted(trained | {rid for rid, _ in plan.holdout}))
+    erased = queries.erased_record_ids(ctx.graph, sorted(trained | {rid for rid, _ in plan.holdout}))
     derived = derive_without(plan, set(record_ids) | erased, datetime.now(timezone.utc))
-    forget = _texts(settings, scope)
+    forget = _texts(ctx, scope)
     # Calibration: held-out records that share no person with the training records, either way round.
-    named = queries.holdout_sharing_people_with_training(graph, plan.version.id)
-    holdout = _texts(settings, [rid for rid, _ in derived.holdout if rid not in named])
+    named = queries.holdout_sharing_people_with_training(ctx.graph, plan.version.id)
+    holdout = _texts(ctx, [rid for rid, _ in derived.holdout if rid not in named])
     kept = sorted(rid for s in derived.shards for rid, _ in s.records)
-    retain = _texts(settings, kept[:: max(1, len(kept) // RETAIN_SAMPLE)][:RETAIN_SAMPLE])
+    retain = _texts(ctx, kept[:: max(1, len(kept) // RETAIN_SAMPLE)][:RETAIN_SAMPLE])
     # 255 look-alikes per secret: a memorized one reaches 8 bits, chance is ~1.4; enough to tell them apart.
     probe_config = probe_config or ProbeConfig(generate=False, exposure_candidates=255, max_secrets_per_record=1)
-    secrets = secret_spans(forget)
-    people = people_of(graph, [*forget, *holdout])
+    secrets, people = secret_spans(forget), people_of(ctx.graph, [*forget, *holdout])
 
     def probe(path: Path):
-        return probe_adapter(open_probe_model(settings.base_model, path), forget, holdout, probe_config,
+        return probe_adapter(open_probe_model(base, path), forget, holdout, probe_config,
                              secrets=secrets, people=people)
 
-    clock.lap("prepare")
-    record.before = before if before is not None else probe(adapter_dir)
-    if before is None:
+    return _Prepared(adapter_dir, store, old, manifest, plan, derived, scope, forget, holdout, retain, probe)
+
+
+def probe_served_adapter(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str],
+                         probe_config=None) -> RemedyRecord:
+    """Probe a served adapter for the records, as a remedy would before it starts; nothing is changed.
+
+    The record holds `before` (the probe report), or `noop_reason` when the adapter never trained on them.
+    """
+    adapter_dir, clock = Path(adapter_dir), _StageClock()
+    record = RemedyRecord(old_adapter="", method="probe", stage_seconds=clock.seconds)
+    prepared = _prepare(ctx, adapter_dir, record_ids, probe_config, record)
+    if prepared is not None:
+        clock.lap("prepare")
+        record.before = prepared.probe(adapter_dir)
         clock.lap("probe_before")
-    if probe_only:
-        return record
+    return record
+
+
+def _input_factory(ctx: ErasureContext, prepared: _Prepared, config: Mapping | None):
+    """Builds each attempt's RemedyInput: a retrain of the derived shards, or a method on the served adapter."""
+    from unlearning.methods.base import RemedyInput
+
+    store, base, p = prepared.store, ctx.require_base_model(), prepared
 
     def make_input(name: str) -> RemedyInput:
         if name == "retrain":
-            out = store / f"{derived.version.id.replace(':', '-')}-{manifest['config_sha256'][:12]}"
-            texts = _texts(settings, [rid for s in derived.shards for rid, _ in s.records])
-            return RemedyInput(settings.base_model, adapter_dir, forget, retain, _fresh_dir(graph, out),
-                               shards={s.id: {rid: texts[rid] for rid, _ in s.records} for s in derived.shards},
-                               run_dir=adapter_dir.parent, training_config=manifest["training_config"],
-                               manifest={"dataset_version": derived.version.id,
-                                         "manifest_root": derived.version.manifest_root,
-                                         "derived_from": plan.version.id, "reason": "erasure"})
-        out = store / f"{old['id']}-{name}-{_config_tag(name, config)}"
-        return RemedyInput(settings.base_model, adapter_dir, forget, retain, _fresh_dir(graph, out),
-                           manifest={**manifest, "remedy_method": name, "replaces": old["id"]})
+            out = store / f"{p.derived.version.id.replace(':', '-')}-{p.manifest['config_sha256'][:12]}"
+            texts = _texts(ctx, [rid for s in p.derived.shards for rid, _ in s.records])
+            return RemedyInput(base, p.adapter_dir, p.forget, p.retain, _fresh_dir(ctx.graph, out),
+                               shards={s.id: {rid: texts[rid] for rid, _ in s.records} for s in p.derived.shards},
+                               run_dir=p.adapter_dir.parent, training_config=p.manifest["training_config"],
+                               manifest={"dataset_version": p.derived.version.id,
+                                         "manifest_root": p.derived.version.manifest_root,
+                                         "derived_from": p.plan.version.id, "reason": "erasure"})
+        out = store / f"{p.old['id']}-{name}-{_config_tag(name, config)}"
+        return RemedyInput(base, p.adapter_dir, p.forget, p.retain, _fresh_dir(ctx.graph, out),
+                           manifest={**p.manifest, "remedy_method": name, "replaces": p.old["id"]})
 
-    family = max(family_size or 0, len(scope))
+    return make_input
 
-    def flagged_of(report) -> tuple[str, ...]:
-        return holm_flags(report, set(scope), report.config.alpha, family)
 
-    result = remediate(method, parsed, make_input, probe, escalate_to="retrain" if escalate else None,
-                       on_step=on_step, flagged_of=flagged_of)
-    clock.lap("methods")  # training and the probe after each attempt
+def _record_result(record: RemedyRecord, result) -> None:
+    """Copy the attempts and the final adapter of `remediate`'s result into the record."""
     final = result.final
     record.attempts = [{"method": a.outcome.method, "kind": a.outcome.kind.value, "sha256": a.outcome.adapter_sha256,
                         "steps": a.outcome.steps, "seconds": round(a.outcome.seconds, 2),
@@ -222,19 +246,59 @@ def remedy_adapter(settings: Settings, graph: GraphStore, adapter_dir: Path, rec
     record.kind = final.outcome.kind.value
     record.new_adapter_path, record.new_adapter_sha256 = str(final.outcome.adapter_dir), final.outcome.adapter_sha256
     record.new_adapter = f"adapter-{final.outcome.adapter_sha256[:16]}"
-    exact = final.outcome.method == "retrain"
-    record.new_dataset_version = derived.version.id if exact else None
-    affected = _affected_shard_adapters(graph, old["id"], plan, set(scope)) if exact else []
-    record.utility = _utility(settings.base_model, adapter_dir, final.outcome.adapter_dir, retain, holdout)
-    record.remedy_id = remedy_id
-    old_weights = [(old["id"], adapter_dir)] + affected
+
+
+def remedy_adapter(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str],
+                   options: RemedyOptions = RemedyOptions(), *, before=None, remedy_id: str | None = None,
+                   before_commit: Callable[[RemedyRecord, list[tuple[str, Path]]], None] | None = None
+                   ) -> RemedyRecord:
+    """Remove `record_ids` from the served adapter at `adapter_dir`; returns what was done and the probes.
+
+    `before`: the old adapter's probe report when the caller already has it (same probe config).
+    `before_commit(record, old_weights)`: called with the finished record just before the lineage
+    transaction, so a caller can persist it and tell after a crash whether the commit happened.
+    """
+    from unlearning.methods.registry import get_method, parse_config
+    from unlearning.methods.remedy import remediate
+
+    get_method(options.method)  # an unknown method fails before any work
+    clock, adapter_dir = _StageClock(), Path(adapter_dir)
+    parsed = parse_config(options.method, options.config)
+    record = RemedyRecord(old_adapter="", method=options.method, stage_seconds=clock.seconds, remedy_id=remedy_id)
+    prepared = _prepare(ctx, adapter_dir, record_ids, options.probe_config, record)
+    if prepared is None:
+        return record
+    clock.lap("prepare")
+    record.before = before if before is not None else prepared.probe(adapter_dir)
+    if before is None:
+        clock.lap("probe_before")
+    family = max(options.family_size or 0, len(prepared.scope))
+    result = remediate(options.method, parsed, _input_factory(ctx, prepared, options.config), prepared.probe,
+                       escalate_to="retrain" if options.escalate else None, on_step=options.on_step,
+                       flagged_of=lambda report: holm_flags(report, set(prepared.scope), report.config.alpha, family))
+    clock.lap("methods")  # training and the probe after each attempt
+    _record_result(record, result)
+    _commit(ctx, record, prepared, result.final.outcome, before_commit, clock)
+    return record
+
+
+def _commit(ctx: ErasureContext, record: RemedyRecord, prepared: _Prepared, outcome, before_commit,
+            clock: _StageClock) -> None:
+    """Utility figures, then the lineage in one transaction, then the old weights deleted."""
+    exact = outcome.method == "retrain"
+    record.new_dataset_version = prepared.derived.version.id if exact else None
+    affected = affected_shard_adapters(ctx.graph, prepared.old["id"], prepared.plan, set(prepared.scope)) \
+        if exact else []
+    record.utility = _utility(ctx.require_base_model(), prepared.adapter_dir, outcome.adapter_dir,
+                              prepared.retain, prepared.holdout)
+    old_weights = [(prepared.old["id"], prepared.adapter_dir)] + affected
     clock.lap("utility")
     if before_commit is not None:
         before_commit(record, old_weights)
-    _write_lineage(graph, record, old, derived if exact else None, plan, final.outcome, affected, settings)
-    record.deleted_weights = delete_weights(graph, old_weights)
+    write_remedy_lineage(ctx.graph, record, prepared.old, prepared.derived if exact else None, prepared.plan,
+                         outcome, affected, ctx.require_base_model())
+    record.deleted_weights = delete_weights(ctx.graph, old_weights)
     clock.lap("lineage_and_deletion")
-    return record
 
 
 class _StageClock:
@@ -264,82 +328,3 @@ def _utility(base: Path, old_dir: Path, new_dir: Path, retain: Mapping[str, str]
         figures[name] = {"records": len(texts), "nll_before": before, "nll_after": after,
                          "relative_change": (after - before) / before}
     return figures
-
-
-def _write_lineage(graph: GraphStore, record: RemedyRecord, old: dict, derived: DatasetPlan | None,
-                   plan: DatasetPlan, outcome, affected: list, settings: Settings) -> None:
-    """The remedy's lineage in one transaction: derived version, runs, new adapter REPLACES old, deployment."""
-    from unlearning.base_model import model_dir_sha256
-
-    now = datetime.now(timezone.utc)
-    base_sha = model_dir_sha256(settings.base_model)
-    served = Adapter(id=record.new_adapter, sha256=outcome.adapter_sha256,
-                     uri=Path(outcome.adapter_dir).resolve().as_uri())
-    with graph.transaction() as tx:
-        writer = LineageWriter(graph, tx=tx)
-        runs, shard_adapters = [], []
-        if derived is not None:
-            write_dataset_version(writer, derived, parent_id=plan.version.id, reason="erasure")
-            run_dir = Path(outcome.details["run_dir"])
-            config_sha = outcome.details["training_config_sha256"]
-            retrained = set(outcome.details["shards_retrained"])
-            for shard_id, sha in outcome.details["shard_adapters"].items():
-                adapter = Adapter(id=f"adapter-{sha[:16]}", sha256=sha,
-                                  uri=(run_dir / "shards" / shard_id[:16]).resolve().as_uri())
-                shard_adapters.append(adapter)
-                if shard_id in retrained:
-                    run_id = "run-" + hashlib.sha256(f"{shard_id}:{config_sha}:{base_sha}".encode()).hexdigest()[:16]
-                    runs.append((FineTuneRun(id=run_id, base_model=str(settings.base_model), base_model_sha256=base_sha,
-                                             config_sha256=config_sha, seed=outcome.details["seed"], code_version=CODE_VERSION,
-                                             started_at=now, ended_at=now), shard_id, adapter))
-        else:
-            config_sha = hashlib.sha256(json.dumps(outcome.config, sort_keys=True).encode()).hexdigest()
-            runs.append((FineTuneRun(id=f"remedy-{outcome.adapter_sha256[:16]}", base_model=str(settings.base_model),
-                                     base_model_sha256=base_sha, config_sha256=config_sha,
-                                     seed=int(outcome.config.get("seed", 0)), code_version=CODE_VERSION,
-                                     started_at=now, ended_at=now), None, served))
-        writer.nodes([run for run, _, _ in runs])
-        writer.nodes(shard_adapters + [served])
-        writer.edges("TRAINED_ON", [Edge(source=run.id, target=shard) for run, shard, _ in runs if shard])
-        writer.edges("PRODUCED", [Edge(source=run.id, target=a.id) for run, _, a in runs])
-        writer.edges("MERGED_INTO", [Edge(source=a.id, target=served.id) for a in shard_adapters])
-        writer.edges("REPLACES", [Edge(source=served.id, target=old["id"],
-                                       props={"reason": "erasure", "method": outcome.method,
-                                              "kind": outcome.kind.value, "remedy": record.remedy_id or ""})])
-        tx.run("MATCH (o:Adapter {id: $old})-[d:DEPLOYED_TO]->(dep:Deployment) MATCH (n:Adapter {id: $new}) "
-               "MERGE (n)-[:DEPLOYED_TO]->(dep) DELETE d", old=old["id"], new=served.id)
-        tx.run("MATCH (a:Adapter) WHERE a.id IN $ids SET a.state = 'quarantined', a.quarantined_at = $now",
-               ids=[old["id"]] + [aid for aid, _ in affected], now=now)
-
-
-def delete_weights(graph: GraphStore, adapters: list[tuple[str, Path]]) -> list[dict]:
-    """Delete quarantined adapters' files, recording each deletion with the files' digest; idempotent."""
-    from unlearning.base_model import model_dir_sha256
-
-    deleted = []
-    for adapter_id, path in adapters:
-        if not path.exists():
-            continue  # deleted by an earlier, interrupted run; its record is below
-        digest = model_dir_sha256(path)
-        shutil.rmtree(path)
-        now = datetime.now(timezone.utc)
-        graph.execute("MATCH (a:Adapter {id: $id}) SET a.state = 'deleted', a.weights_deleted_at = $now, "
-                      "a.deleted_files_sha256 = $sha", id=adapter_id, now=now, sha=digest)
-        deleted.append({"adapter": adapter_id, "sha256": digest, "deleted_at": now.isoformat()})
-    return deleted
-
-
-def _affected_shard_adapters(graph: GraphStore, served_id: str, plan: DatasetPlan, scope: set[str]) -> list:
-    """(id, path) of the old shard adapters that trained on a scope record: they hold the data too."""
-    touched = [s.id for s in plan.shards if any(rid in scope for rid, _ in s.records)]
-    rows = graph.read("MATCH (run:FineTuneRun)-[:TRAINED_ON]->(s:Shard) WHERE s.id IN $shards "
-                      "MATCH (run)-[:PRODUCED]->(a:Adapter)-[:MERGED_INTO]->(:Adapter {id: $served}) "
-                      "RETURN DISTINCT a.id AS id, a.uri AS uri", shards=touched, served=served_id)
-    return [(row["id"], path_of(row["uri"])) for row in rows]
-
-
-def replacement_of(graph: GraphStore, old_adapter: str, remedy_id: str) -> str | None:
-    """The adapter that replaced `old_adapter` in remedy `remedy_id`, if that remedy's lineage was committed."""
-    rows = graph.read("MATCH (n:Adapter)-[r:REPLACES]->(:Adapter {id: $old}) WHERE r.remedy = $remedy "
-                      "RETURN n.id AS id", old=old_adapter, remedy=remedy_id)
-    return rows[0]["id"] if rows else None

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from erasure.remediation import RemedyRecord, delete_weights, path_of, remedy_adapter, replacement_of
+from erasure.remediation import RemedyOptions, RemedyRecord, probe_served_adapter, remedy_adapter
+from erasure.remedy_lineage import delete_weights, path_of, replacement_of
 from erasure.requests import FiledRequest, write_json_atomic
 from erasure.run_folder import save_step, step_results
-from erasure.settings import Settings
-from lineage.store import GraphStore
+from erasure.context import ErasureContext
 
 __all__ = ["EngineOptions", "probe_before", "remedy_all", "scope_ids"]
 
@@ -60,7 +60,7 @@ def _record_json(record: RemedyRecord, config: dict, request_ids: Sequence[str],
             "after": record.after.model_dump(mode="json") if record.after is not None else None}
 
 
-def _run_remedy(settings: Settings, graph: GraphStore, adapter: dict, record_ids: list[str],
+def _run_remedy(ctx: ErasureContext, adapter: dict, record_ids: list[str],
                 request_ids: list[str], before: dict | None, options: EngineOptions,
                 on_step: Callable | None, family_size: int) -> dict:
     """One remedy of one served adapter for the union of the requests' records; resumable."""
@@ -68,16 +68,16 @@ def _run_remedy(settings: Settings, graph: GraphStore, adapter: dict, record_ids
     from unlearning.probes import ProbeReport
 
     remedy_id = _remedy_id(adapter["id"], request_ids)
-    folder = settings.state_dir / "remedies" / remedy_id
+    folder = ctx.state_dir / "remedies" / remedy_id
     final, pending = folder / "record.json", folder / "pending.json"
     if final.is_file():
         return json.loads(final.read_text(encoding="utf-8"))
     if pending.is_file():
         document = json.loads(pending.read_text(encoding="utf-8"))
-        if replacement_of(graph, adapter["id"], remedy_id) == document["new_adapter"]:
+        if replacement_of(ctx.graph, adapter["id"], remedy_id) == document["new_adapter"]:
             # The lineage committed before the crash: finish deleting the old weights.
             old_weights = [(aid, Path(path)) for aid, path in document.pop("old_weights")]
-            document["deleted_weights"] = delete_weights(graph, old_weights)
+            document["deleted_weights"] = delete_weights(ctx.graph, old_weights)
             write_json_atomic(final, document)
             pending.unlink()
             return document
@@ -91,9 +91,10 @@ def _run_remedy(settings: Settings, graph: GraphStore, adapter: dict, record_ids
         write_json_atomic(pending, document)
 
     report = ProbeReport.model_validate(before) if before is not None else None
-    record = remedy_adapter(settings, graph, path_of(adapter["uri"]), record_ids, options.method, options.config,
-                            escalate=options.escalate, on_step=on_step, before=report, remedy_id=remedy_id,
-                            before_commit=persist, family_size=family_size)
+    remedy = RemedyOptions(options.method, options.config, options.escalate, family_size=family_size,
+                           on_step=on_step)
+    record = remedy_adapter(ctx, path_of(adapter["uri"]), record_ids, remedy, before=report, remedy_id=remedy_id,
+                            before_commit=persist)
     if record.noop_reason:
         document = {"remedy_id": remedy_id, "old_adapter": adapter["id"], "noop_reason": record.noop_reason,
                     "coalesced_with": sorted(request_ids)}
@@ -108,26 +109,26 @@ def _run_remedy(settings: Settings, graph: GraphStore, adapter: dict, record_ids
     return document
 
 
-def probe_before(settings: Settings, graph: GraphStore, request: FiledRequest, record_ids: list[str],
+def probe_before(ctx: ErasureContext, request: FiledRequest, record_ids: list[str],
                  served: list[dict]) -> None:
     """Probe every served adapter the request reaches, before any remedy."""
     started = datetime.now(timezone.utc)
     adapters, noop = {}, []
     for adapter in served:
-        record = remedy_adapter(settings, graph, path_of(adapter["uri"]), record_ids, probe_only=True)
+        record = probe_served_adapter(ctx, path_of(adapter["uri"]), record_ids)
         if record.noop_reason:
             noop.append({"adapter": adapter["id"], "reason": record.noop_reason})
         else:
             adapters[adapter["id"]] = record.before.model_dump(mode="json")
-    save_step(settings.state_dir, request.id, "probe_before", started, {"adapters": adapters, "noop": noop})
+    save_step(ctx.state_dir, request.id, "probe_before", started, {"adapters": adapters, "noop": noop})
 
 
-def remedy_all(settings: Settings, graph: GraphStore, requests: list[FiledRequest], options: EngineOptions,
+def remedy_all(ctx: ErasureContext, requests: list[FiledRequest], options: EngineOptions,
                say: Callable[[str, str], None], on_step: Callable | None, family_size: int) -> None:
     """Group the requests by served adapter (and window), remedy each group once, persist per request.
 
     `family_size`: the records the run judges in all (escalation flags by Holm over them)."""
-    state = settings.state_dir
+    state = ctx.state_dir
     remedy_started = datetime.now(timezone.utc)
     steps = {r.id: step_results(state, r.id) for r in requests}
     by_adapter: dict[str, list[FiledRequest]] = {}
@@ -148,7 +149,7 @@ def remedy_all(settings: Settings, graph: GraphStore, requests: list[FiledReques
                 if len(batch) == 1 else None
             say(",".join(r.id for r in batch), f"remedy of {adapter_id} ({options.method}) for {len(records)} records")
             started = time.perf_counter()
-            document = _run_remedy(settings, graph, adapters[adapter_id], records, [r.id for r in batch], before,
+            document = _run_remedy(ctx, adapters[adapter_id], records, [r.id for r in batch], before,
                                    options, on_step, family_size)
             document["seconds"] = round(time.perf_counter() - started, 2)
             for r in batch:

@@ -19,7 +19,7 @@ from typing import Annotated
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator,
                       model_validator)
 
-from erasure.errors import RequestConflictError, RequestNotFoundError
+from erasure.errors import InvalidRequestError, RequestConflictError, RequestNotFoundError
 from lineage.keys import IdentifierKind, SubjectKeyer
 from lineage.limits import control_character
 from lineage.local_files import exclusive_lock, private_dir, write_private_text
@@ -36,7 +36,7 @@ RequestId = Annotated[str, StringConstraints(pattern=r"^er-[0-9a-f]{24}$")]
 
 def _printable(value: str) -> str:
     if control_character(value) is not None:
-        raise ValueError("holds a control character (NUL, a line break, an escape); remove it")
+        raise InvalidRequestError("holds a control character (NUL, a line break, an escape); remove it")
     return value
 
 
@@ -101,7 +101,7 @@ class SubjectIdentifiers(BaseModel):
     @model_validator(mode="after")
     def _at_least_one(self) -> SubjectIdentifiers:
         if not any(v is not None and v.get_secret_value().strip() for v in self._values().values()):
-            raise ValueError("give at least one identifier of the subject: email, phone, account or name")
+            raise InvalidRequestError("give at least one identifier of the subject: email, phone, account or name")
         return self
 
     def _values(self) -> dict[str, SecretStr | None]:
@@ -119,7 +119,7 @@ class SubjectIdentifiers(BaseModel):
             try:
                 out[kind] = keyer.key(IdentifierKind(kind), value)
             except ValueError as exc:
-                raise ValueError(f"identifiers.{kind}: {exc}") from None
+                raise InvalidRequestError(f"identifiers.{kind}: {exc}") from None
         return out
 
 
@@ -138,20 +138,20 @@ class ErasureIntake(BaseModel):
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
-            raise ValueError("received_at needs a timezone, e.g. 2026-11-25T09:00:00Z")
+            raise InvalidRequestError("received_at needs a timezone, e.g. 2026-11-25T09:00:00Z")
         try:
             value = value.astimezone(timezone.utc)
         except OverflowError:
-            raise ValueError("received_at is out of range") from None
+            raise InvalidRequestError("received_at is out of range") from None
         if value > datetime.now(timezone.utc) + timedelta(minutes=5):
-            raise ValueError("received_at is in the future")
+            raise InvalidRequestError("received_at is in the future")
         return value
 
     @model_validator(mode="after")
     def _received_under_the_law(self) -> ErasureIntake:
         since = IN_FORCE_SINCE[self.regime]
         if self.received_at < since:
-            raise ValueError(f"received_at {self.received_at:%Y-%m-%d} is before the {self.regime.name} applied "
+            raise InvalidRequestError(f"received_at {self.received_at:%Y-%m-%d} is before the {self.regime.name} applied "
                              f"({since:%Y-%m-%d}); check the date")
         return self
 
@@ -293,10 +293,10 @@ def extend_request(state_dir: Path, graph: GraphStore, request_id: str, reason: 
 def _extend(state_dir: Path, graph: GraphStore, request: FiledRequest, reason: str) -> FiledRequest:
     request_id = request.id
     if request.extended_due_at is not None:
-        raise ValueError(f"request {request_id} was already extended to {request.extended_due_at:%Y-%m-%d}; "
+        raise InvalidRequestError(f"request {request_id} was already extended to {request.extended_due_at:%Y-%m-%d}; "
                          "the law allows one extension")
     if not reason.strip():
-        raise ValueError("an extension needs a reason (the law asks the subject to be told why)")
+        raise InvalidRequestError("an extension needs a reason (the law asks the subject to be told why)")
     _, extended = due_dates(request.regime, request.received_at)
     request.extended_due_at, request.extension_reason = extended, reason.strip()
     save_request(state_dir, graph, request)

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from erasure.requests import request_dir, write_json_atomic
+from erasure.errors import InvalidRequestError
 
 __all__ = ["ATTESTED_STEPS", "STEPS", "save_step", "step_results", "steps_dir"]
 
@@ -42,7 +43,7 @@ def step_results(state_dir: Path, request_id: str) -> dict[str, dict]:
 def save_step(state_dir: Path, request_id: str, name: str, started: datetime, result: dict) -> dict:
     """Write one step's result with its times; returns the document written."""
     if name not in STEPS:
-        raise ValueError(f"unknown step {name!r}; steps are {', '.join(STEPS)}")
+        raise InvalidRequestError(f"unknown step {name!r}; steps are {', '.join(STEPS)}")
     finished = datetime.now(timezone.utc)
     document = {"step": name, "started_at": started.isoformat(), "finished_at": finished.isoformat(),
                 "seconds": (finished - started).total_seconds(), "result": result}

@@ -12,6 +12,7 @@ from lineage.merkle import Manifest
 from lineage.models import DatasetVersion, Edge, Shard
 from lineage.store.graph import WriteSummary
 from lineage.store.writers import LineageWriter
+from lineage.errors import InvalidValueError
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,13 @@ def plan_dataset_version(
     holdout is drawn by person. Records without a group are sharded by their own id.
     """
     if not name.strip():
-        raise ValueError("a dataset version needs a non-empty name")
+        raise InvalidValueError("a dataset version needs a non-empty name")
     if not 1 <= shard_count <= 4096:
-        raise ValueError(f"shard_count must be between 1 and 4096, got {shard_count}")
+        raise InvalidValueError(f"shard_count must be between 1 and 4096, got {shard_count}")
     if not 0.0 <= holdout_fraction < 1.0:
-        raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
+        raise InvalidValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
     if not records:
-        raise ValueError(f"dataset version {name!r} has no records; ingest records first")
+        raise InvalidValueError(f"dataset version {name!r} has no records; ingest records first")
     # With groups, whole people are held out: an erasure removes a person, so the calibration set must be
     # people the model never saw; a held-out ticket of a trained customer still shares their identifiers.
     held_hashes = {sha for rid, sha in records
@@ -130,7 +131,7 @@ def derive_without(plan: DatasetPlan, removed: set[str], created_at: datetime) -
         elif kept:
             shards.append(ShardPlan(Manifest.of(h for _, h in kept).root, shard.index, kept))
     if not shards:
-        raise ValueError(f"removing {len(removed)} record(s) leaves dataset version {plan.version.id!r} empty")
+        raise InvalidValueError(f"removing {len(removed)} record(s) leaves dataset version {plan.version.id!r} empty")
     holdout = tuple(r for r in plan.holdout if r[0] not in removed)
     manifest_root = Manifest.of(h for s in shards for _, h in s.records).root
     holdout_root = Manifest.of(h for _, h in holdout).root

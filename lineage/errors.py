@@ -61,3 +61,7 @@ class ErasedContentError(LineageError):
             "They may come from a stale snapshot or backup. Remove them, or pass --skip-erased to "
             "drop them and ingest the rest. Nothing was written."
         )
+
+
+class InvalidValueError(LineageError, ValueError):
+    """A value given to `lineage` is out of its range or malformed; the message names it and what to give."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from lineage.errors import InvalidValueError
 
 
 def content_sha256(text: str) -> str:
@@ -14,6 +15,6 @@ def content_sha256(text: str) -> str:
 def shard_index(record_id: str, shard_count: int) -> int:
     """The shard a record belongs to: deterministic in its id, independent of batch order."""
     if shard_count < 1:
-        raise ValueError(f"shard_count must be >= 1, got {shard_count}")
+        raise InvalidValueError(f"shard_count must be >= 1, got {shard_count}")
     digest = hashlib.sha256(record_id.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") % shard_count

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 
 class AdapterRef(BaseModel):
@@ -104,6 +104,7 @@ class Preflight(BaseModel):
     tombstoned_records: int
     erased_content_matches: int
 
+    @computed_field(description="why the version is not safe to fine-tune on (empty when it is)")
     @property
     def blocking_reasons(self) -> list[str]:
         reasons = []
@@ -115,6 +116,7 @@ class Preflight(BaseModel):
             reasons.append(f"{self.records_under_open_requests} record(s) are under an open erasure request")
         return reasons
 
+    @computed_field(description="safe to fine-tune on: no erased or requested data")
     @property
     def ok(self) -> bool:
         return not self.blocking_reasons

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 import phonenumbers
 
-from lineage.errors import PepperError
+from lineage.errors import InvalidValueError, PepperError
 from lineage.limits import MAX_IDENTIFIER_CHARS, control_character
 
 MIN_PEPPER_BYTES = 32
@@ -37,17 +37,17 @@ def normalize_identifier(kind: IdentifierKind, value: str) -> str:
     if kind is IdentifierKind.EMAIL:
         normalized = text.lower()
         if normalized.count("@") != 1 or normalized.startswith("@") or normalized.endswith("@"):
-            raise ValueError("not an email address (expected exactly one '@' between two parts)")
+            raise InvalidValueError("not an email address (expected exactly one '@' between two parts)")
     elif kind is IdentifierKind.PHONE:
         normalized = _normalize_phone(text)
     elif kind is IdentifierKind.ACCOUNT:
         normalized = _SPACES.sub("", text).upper()
         if normalized and not any(ch.isalnum() for ch in normalized):
-            raise ValueError("an account id needs at least one letter or digit")
+            raise InvalidValueError("an account id needs at least one letter or digit")
     else:
         normalized = _SPACES.sub(" ", text).casefold()
     if not normalized:
-        raise ValueError("empty identifier")
+        raise InvalidValueError("empty identifier")
     return normalized
 
 
@@ -56,17 +56,17 @@ def _check_raw(kind: IdentifierKind, value: str) -> None:
     The message names the problem, never the value."""
     limit = MAX_IDENTIFIER_CHARS[kind.value]
     if len(value) > limit:
-        raise ValueError(f"longer than {limit} characters (got {len(value)}); no {kind.value} is that long")
+        raise InvalidValueError(f"longer than {limit} characters (got {len(value)}); no {kind.value} is that long")
     bad = control_character(value, allowed="\t")
     if bad is not None:
-        raise ValueError(f"holds a control character (U+{ord(bad):04X}); remove it")
+        raise InvalidValueError(f"holds a control character (U+{ord(bad):04X}); remove it")
 
 
 def _normalize_phone(text: str) -> str:
     """E.164 (e.g. +12025550142), so '(202) 555-0142' and '+1 202 555 0142' share a key."""
     digits = re.sub(r"\D", "", text)
     if len(digits) < 5:
-        raise ValueError("a phone number needs at least 5 digits")
+        raise InvalidValueError("a phone number needs at least 5 digits")
     try:
         number = phonenumbers.parse(text, DEFAULT_PHONE_REGION)
     except phonenumbers.NumberParseException:
@@ -94,7 +94,7 @@ class SubjectKeyer:
     def tag(self, purpose: str, value: str) -> str:
         """HMAC-SHA256 (hex) of `value` for another purpose than a subject key (e.g. idempotency keys)."""
         if not purpose or ":" in purpose:
-            raise ValueError(f"purpose must be a non-empty name without ':', got {purpose!r}")
+            raise InvalidValueError(f"purpose must be a non-empty name without ':', got {purpose!r}")
         return hmac.new(self._pepper, f"tag:{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
 
     def keys(self, identifiers: dict[str, str]) -> dict[str, str]:

@@ -6,14 +6,13 @@ figures are in the README's "Limits and file modes"; change them together.
 
 from __future__ import annotations
 
-import json
 import sys
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from attestation.encoding import json_depth
+from attestation.encoding import JsonLimitExceeded, loads_within
 from lineage.errors import LineageError
 
 MAX_JSON_DEPTH = 64                    # objects and arrays inside each other
@@ -39,21 +38,13 @@ def loads_json_bounded(text: str | bytes, what: str, *, max_depth: int = MAX_JSO
     """json.loads with Lethe's limits: nesting deeper than `max_depth` or a number too long for Python is an
     InputLimitError naming `what`; malformed JSON stays a json.JSONDecodeError for the caller to word."""
     try:
-        value = json.loads(text, **options)
-    except RecursionError:
+        return loads_within(text, max_depth, **options)
+    except JsonLimitExceeded as exc:
+        if exc.kind == "digits":
+            raise InputLimitError(f"{what} holds a number longer than {sys.get_int_max_str_digits()} digits; "
+                                  "no field of Lethe's takes one") from None
         raise InputLimitError(f"{what} nests objects or arrays deeper than {max_depth} levels; "
                               "Lethe reads no such documents") from None
-    except json.JSONDecodeError:
-        raise
-    except ValueError as exc:  # e.g. an integer longer than sys.get_int_max_str_digits()
-        if "digits" not in str(exc):
-            raise
-        raise InputLimitError(f"{what} holds a number longer than {sys.get_int_max_str_digits()} digits; "
-                              "no field of Lethe's takes one") from None
-    if json_depth(value) > max_depth:
-        raise InputLimitError(f"{what} nests objects or arrays deeper than {max_depth} levels; "
-                              "Lethe reads no such documents")
-    return value
 
 
 def read_bounded(handle: IO[bytes], what: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> bytes:

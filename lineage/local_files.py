@@ -14,6 +14,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterator
+from typing import IO
 from pathlib import Path
 
 PRIVATE_UMASK = 0o077
@@ -63,17 +64,34 @@ def tighten_tree(root: Path) -> int:
     return changed
 
 
-def write_private_text(path: Path, text: str) -> None:
-    """Replace `path` with `text` atomically, owner-only: a temporary file of its own (0600) and a rename,
-    so a crash leaves the old or the new file and concurrent writers never share a temporary file."""
-    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.", suffix=".tmp")
+@contextlib.contextmanager
+def atomic_private_file(path: Path, binary: bool = False) -> Iterator[IO]:
+    """A handle whose content replaces `path` when the block ends, owner-only (0600): a temporary file of
+    its own, flushed to disk, then a rename, so a crash leaves the old or the new file and concurrent
+    writers never share a temporary file. An error in the block leaves `path` as it was."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="\n")) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Replace `path` with `text` atomically, owner-only (see `atomic_private_file`)."""
+    with atomic_private_file(path) as handle:
+        handle.write(text)
+
+
+def write_private_bytes(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` atomically, owner-only (see `atomic_private_file`)."""
+    with atomic_private_file(path, binary=True) as handle:
+        handle.write(data)
 
 
 @contextlib.contextmanager

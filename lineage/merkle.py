@@ -10,6 +10,7 @@ import bisect
 import hashlib
 from dataclasses import dataclass, field
 from typing import Iterable
+from lineage.errors import InvalidValueError
 
 
 def leaf_hash(leaf: bytes) -> bytes:
@@ -115,7 +116,7 @@ class Manifest:
         leaves = sorted({h.lower() for h in hashes})
         for h in leaves:
             if len(h) != 64:
-                raise ValueError(f"manifest leaves are SHA-256 hex digests (64 chars), got {h!r}")
+                raise InvalidValueError(f"manifest leaves are SHA-256 hex digests (64 chars), got {h!r}")
         return cls(leaves, _levels([bytes.fromhex(h) for h in leaves]) if leaves else [])
 
     @property

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from lineage.errors import InvalidValueError
 
 SHA256_HEX = r"^[0-9a-f]{64}$"
 
@@ -185,7 +186,7 @@ def kind_of(nodes: Sequence[Node], writer: str) -> type[Node]:
 def check_edge_type(type_: str) -> None:
     """Refuse an edge type outside the vocabulary (it would be spliced into Cypher or an importer header)."""
     if type_ not in EDGE_KINDS:
-        raise ValueError(f"unknown edge type {type_!r}; known: {', '.join(sorted(EDGE_KINDS))}")
+        raise InvalidValueError(f"unknown edge type {type_!r}; known: {', '.join(sorted(EDGE_KINDS))}")
 
 
 def node_row(node: Node) -> dict:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lineage.errors import BatchRejectedError, InvalidRecordError
+from lineage.errors import BatchRejectedError, InvalidRecordError, InvalidValueError
 from lineage.hashing import content_sha256
 from lineage.keys import IdentifierKind, SubjectKeyer
 from lineage.limits import InputLimitError, loads_json_bounded
@@ -36,14 +36,14 @@ class IngestRecord(BaseModel):
     @classmethod
     def _id_not_blank(cls, v: str) -> str:
         if not v.strip():
-            raise ValueError("the id is blank")
+            raise InvalidValueError("the id is blank")
         return v
 
     @field_validator("text")
     @classmethod
     def _text_not_empty(cls, v: str) -> str:
         if not v.strip():
-            raise ValueError("the text is empty; a record needs content")
+            raise InvalidValueError("the text is empty; a record needs content")
         return v
 
     @field_validator("subject")
@@ -51,7 +51,7 @@ class IngestRecord(BaseModel):
     def _known_identifier_kinds(cls, v: dict) -> dict:
         unknown = sorted(set(v) - set(SUBJECT_FIELDS))
         if unknown:
-            raise ValueError(f"unknown identifier kind(s) {unknown}; use {sorted(SUBJECT_FIELDS)}")
+            raise InvalidValueError(f"unknown identifier kind(s) {unknown}; use {sorted(SUBJECT_FIELDS)}")
         return v
 
 

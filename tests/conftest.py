@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from erasure.neo4j_server import LocalNeo4j
-from erasure.settings import Settings
+from lethe.neo4j_server import LocalNeo4j
+from lethe.settings import Settings
 from lineage.keys import SubjectKeyer
 from lineage.store import GraphStore
 
@@ -83,6 +83,6 @@ def keyer() -> SubjectKeyer:
 @pytest.fixture(scope="session")
 def tiny_base_model() -> Path:
     """The demo's tiny base model, built once and cached under .lethe-test/models between runs."""
-    from erasure.demo_models import build_demo_base_model
+    from lethe.demo.models import build_demo_base_model
 
     return build_demo_base_model(ROOT / ".lethe-test" / "models" / "base-tiny")

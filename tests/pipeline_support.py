@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
-from erasure.demo_corpus import write_jsonl
-from erasure.settings import Settings
+from lethe.demo.corpus import write_jsonl
+from lethe.settings import Settings
 from lineage.local_files import private_dir
 
 PEPPER = "cd" * 32
@@ -33,7 +33,7 @@ def materialized_pipeline(state, neo4j_server, session_graph, base_model, corpus
             mp.setenv(key, value)
         settings = Settings()
         defs = build_definitions(settings)
-        private_dir(state / "dagster")  # as erasure.pipeline_runner makes DAGSTER_HOME
+        private_dir(state / "dagster")  # as lethe.pipeline_runner makes DAGSTER_HOME
         with dg.instance_for_test(temp_dir=str(state / "dagster")) as instance:
             instance.add_dynamic_partitions("record_batches", ["batch-1.jsonl", "batch-2.jsonl"])
             ingest = defs.resolve_job_def("ingest_batch")

@@ -20,6 +20,7 @@ from presidio_analyzer.predefined_recognizers import (
 )
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
+from lineage.errors import InvalidValueError
 
 ACCOUNT_ID = "ACCOUNT_ID"
 # A digit run that could be a phone number: at least 7 characters, not glued to a word or to an
@@ -143,7 +144,7 @@ class KnownIdentifierRecognizer(LocalRecognizer):
     def __init__(self, pipeline: Language, deny_lists: Mapping[str, Iterable[str]]):
         phrases = {entity: sorted(set(values)) for entity, values in deny_lists.items() if values}
         if not phrases:
-            raise ValueError("KnownIdentifierRecognizer needs at least one non-empty deny list")
+            raise InvalidValueError("KnownIdentifierRecognizer needs at least one non-empty deny list")
         super().__init__(supported_entities=sorted(phrases), name="KnownIdentifierRecognizer")
         self._make_doc = pipeline.make_doc
         self._vocab = pipeline.vocab

@@ -12,6 +12,7 @@ from presidio_analyzer import RecognizerResult
 from lineage.keys import IdentifierKind, SubjectKeyer, normalize_identifier
 from lineage.pii.engine import LANGUAGE, build_analyzer, nlp_engine
 from lineage.pii.recognizers import ACCOUNT_ID
+from lineage.errors import InvalidValueError
 
 # Presidio entity -> the identifier kind it names; other entities (cards, IBANs...) are only counted.
 ENTITY_KINDS = {
@@ -51,7 +52,7 @@ class PiiScanner:
         """`known`: (kind, value) deny lists; `aliases`: (kind, value, key) other spellings of an identifier
         (a name without its middle name, say), found like `known` and reported under the identifier's key."""
         if not 0.0 <= score_threshold <= 1.0:
-            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold!r}")
+            raise InvalidValueError(f"score_threshold must be in [0, 1], got {score_threshold!r}")
         self._keyer = keyer
         self._keys: dict[tuple[IdentifierKind, str], str | None] = {}  # raw spans, in memory only
         aliases = list(aliases)
@@ -72,7 +73,7 @@ class PiiScanner:
     def scan(self, texts: Sequence[str], batch_size: int = 256) -> list[ScanResult]:
         """One ScanResult per text, in order; spaCy tokenizes each batch in one nlp.pipe call."""
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+            raise InvalidValueError(f"batch_size must be >= 1, got {batch_size!r}")
         bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
         if bad is not None:
             raise TypeError(f"texts[{bad}] is a {type(texts[bad]).__name__}, not a str")
@@ -127,7 +128,7 @@ def _deny_lists(known: Iterable[tuple[str, str]]) -> tuple[dict[str, set[str]], 
         try:
             kind = IdentifierKind(kind_name)
         except ValueError:
-            raise ValueError(f"unknown identifier kind {kind_name!r}; expected one of "
+            raise InvalidValueError(f"unknown identifier kind {kind_name!r}; expected one of "
                              f"{[k.value for k in IdentifierKind]}") from None
         if not isinstance(value, str):
             raise TypeError(f"known {kind.value} values must be str, got {type(value).__name__}")

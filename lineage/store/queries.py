@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lineage.errors import NotFoundError
+from lineage.errors import InvalidValueError, NotFoundError
 from lineage.impact import BlastRadius, Preflight
 from lineage.store.graph import GraphStore
 
@@ -87,7 +87,7 @@ RETURN subject_keys_found, records, records_erased, records_held_out, held_out_i
 
 def _downstream(depth: int) -> str:
     if not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
-        raise ValueError(f"depth must be an integer between 1 and {MAX_DEPTH}, got {depth!r}")
+        raise InvalidValueError(f"depth must be an integer between 1 and {MAX_DEPTH}, got {depth!r}")
     return _DOWNSTREAM.replace("$$DEPTH$$", str(depth))
 
 

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from erasure.demo_corpus import generate_corpus, write_jsonl
-from erasure.settings import Settings
+from lethe.demo.corpus import generate_corpus, write_jsonl
+from lethe.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PEPPER = "ef" * 32

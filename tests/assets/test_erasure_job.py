@@ -9,7 +9,7 @@ import pytest
 
 from erasure.engine import STEPS
 from erasure.requests import FiledRequest, RequestState, request_dir, write_json_atomic
-from erasure.settings import Settings
+from lethe.settings import Settings
 
 PEPPER = "9a" * 32
 EMAIL = "nobody.at.all@example.com"
@@ -110,13 +110,14 @@ def test_the_sensor_skips_when_no_request_is_open(lethe, make_folder):
 
 def test_the_job_runs_an_empty_scope_request_to_an_incomplete_attestation(lethe_graph):
     from erasure.engine import file_and_scope
+    from lethe.wiring import erasure_context
     from erasure.requests import ErasureIntake
 
     settings, state = lethe_graph["settings"], lethe_graph["state"]
     intake = ErasureIntake.model_validate({
         "identifiers": {"email": EMAIL}, "regime": "gdpr", "received_at": datetime.now(timezone.utc),
         "requester": "legal-team", "idempotency_key": "case-empty-scope"})
-    request, new = file_and_scope(settings, lethe_graph["graph"], intake)
+    request, new = file_and_scope(erasure_context(settings, lethe_graph["graph"]), intake)
     assert new and request.status is RequestState.OPEN
     assert [r.run_key for r in tick(lethe_graph).run_requests] == [request.id]
 

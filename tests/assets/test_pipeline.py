@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from erasure.demo_corpus import generate_corpus
+from lethe.demo.corpus import generate_corpus
 from lineage.content_store import ContentStore
 from lineage.store.writers import LineageWriter
 from tests.pipeline_support import PEPPER, materialized_pipeline
@@ -74,7 +74,8 @@ def test_calibration_leaves_out_held_out_records_sharing_a_person_with_training(
     # The corpus names another customer in about 5% of tickets. A held-out customer named in a trained
     # ticket is someone the model read about, and a held-out ticket naming a trained customer holds text
     # the model read: probes must calibrate on neither.
-    from erasure.remediation import remedy_adapter
+    from erasure.remediation import probe_served_adapter
+    from lethe.wiring import erasure_context
     from lineage.store import queries
 
     graph, plan = pipeline["graph"], output(pipeline["train"], "dataset_version")
@@ -87,8 +88,8 @@ def test_calibration_leaves_out_held_out_records_sharing_a_person_with_training(
               and set(customers[m["mentioned_customer"]]["record_ids"]) & trained}
     left_out = queries.holdout_sharing_people_with_training(graph, plan.version.id)
     assert named and naming and left_out == named | naming  # none missed, no other held-out record dropped
-    record = remedy_adapter(pipeline["settings"], graph, Path(output(pipeline["train"], "fine_tune")["path"]),
-                            [sorted(trained)[0]], "retrain", probe_only=True)
+    record = probe_served_adapter(erasure_context(pipeline["settings"], graph),
+                                  Path(output(pipeline["train"], "fine_tune")["path"]), [sorted(trained)[0]])
     assert record.before.holdout_ids == len(held) - len(left_out)
     assert list(record.stage_seconds) == ["prepare", "probe_before"]
 
@@ -183,7 +184,7 @@ def test_probes_flag_the_repeated_canaries_and_about_alpha_of_the_holdout(pipeli
 def test_lethe_probe_cli_flags_memorized_records_and_writes_no_personal_data(pipeline, corpus, tmp_path):
     from typer.testing import CliRunner
 
-    from erasure.cli.main import app
+    from lethe.cli.main import app
 
     plan, served = output(pipeline["train"], "dataset_version"), output(pipeline["train"], "fine_tune")
     held = {rid for rid, _ in plan.holdout}
@@ -270,7 +271,7 @@ def _scope_of(corpus, plan, customers: int) -> list[str]:
 
 def _remedy_in_child(settings, adapter: Path, scope: list[str], uid: int | None, conn) -> None:
     """Run `remedy_adapter` in a forked child, as user `uid` when given; send back the error it raised."""
-    from erasure import wiring
+    from lethe import wiring
     from erasure.errors import ConfigurationError
     from erasure.remediation import remedy_adapter
 
@@ -280,7 +281,7 @@ def _remedy_in_child(settings, adapter: Path, scope: list[str], uid: int | None,
         os.setuid(uid)
     try:
         with wiring.open_graph(settings, apply_schema=False) as graph:
-            remedy_adapter(settings, graph, adapter, scope, "retrain")
+            remedy_adapter(wiring.erasure_context(settings, graph), adapter, scope)
         conn.send(("finished", ""))
     except ConfigurationError as exc:
         conn.send(("ConfigurationError", str(exc)))
@@ -348,13 +349,14 @@ def test_a_model_store_without_write_permission_is_refused_and_changes_nothing(p
 @pytest.mark.timeout(1200)
 def test_retrain_removes_the_records_and_keeps_the_rest(pipeline, corpus):
     from erasure.remediation import remedy_adapter
+    from lethe.wiring import erasure_context
     from unlearning.base_model import model_dir_sha256
 
     graph, settings = pipeline["graph"], pipeline["settings"]
     plan, served = output(pipeline["train"], "dataset_version"), output(pipeline["train"], "fine_tune")
     served_dir = Path(served["path"])
     scope = _scope_of(corpus, plan, customers=4)
-    record = remedy_adapter(settings, graph, served_dir, scope, "retrain")
+    record = remedy_adapter(erasure_context(settings, graph), served_dir, scope)
     assert record.kind == "exact" and not record.escalated
     assert record.before.flagged and not record.after.flagged, record.after.flagged
     auc = record.after.auc["ratio"]
@@ -388,10 +390,11 @@ def test_retrain_removes_the_records_and_keeps_the_rest(pipeline, corpus):
 
 def test_a_remedy_with_nothing_to_forget_is_a_noop_with_its_reason(pipeline):
     from erasure.remediation import remedy_adapter
+    from lethe.wiring import erasure_context
 
     graph, settings = pipeline["graph"], pipeline["settings"]
     served = pipeline.get("served_after_remedy") or Path(output(pipeline["train"], "fine_tune")["path"])
     adapters_before = graph.read("MATCH (a:Adapter) RETURN count(a) AS n")[0]["n"]
-    record = remedy_adapter(settings, graph, served, ["t-999999"], "retrain")
+    record = remedy_adapter(erasure_context(settings, graph), served, ["t-999999"])
     assert record.noop_reason and "nothing to forget" in record.noop_reason and record.new_adapter is None
     assert graph.read("MATCH (a:Adapter) RETURN count(a) AS n")[0]["n"] == adapters_before

@@ -11,7 +11,7 @@ from pathlib import Path
 import attestation
 
 PACKAGE = Path(attestation.__file__).parent
-FORBIDDEN = ("lineage", "unlearning", "erasure", "assets", "bench", "torch", "transformers", "peft", "neo4j",
+FORBIDDEN = ("lineage", "unlearning", "erasure", "lethe", "assets", "bench", "torch", "transformers", "peft", "neo4j",
              "dagster", "faiss", "presidio_analyzer", "securesystemslib", "numpy")
 
 

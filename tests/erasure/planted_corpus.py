@@ -8,7 +8,7 @@ other customers' tickets restate them in lower case, with spaces, without the mi
 
 from __future__ import annotations
 
-from erasure.demo_corpus import DemoCorpus, generate_corpus
+from lethe.demo.corpus import DemoCorpus, generate_corpus
 
 __all__ = ["PLANTED", "planted_corpus"]
 

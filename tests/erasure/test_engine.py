@@ -20,10 +20,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from attestation import Bundle, KeyRegistry, verify_bundle
 from attestation.encoding import b64decode_strict
-from erasure.demo_corpus import generate_corpus
+from lethe.demo.corpus import generate_corpus
 from erasure.engine import file_and_scope, run_requests, step_results
 from erasure.requests import ErasureIntake, list_requests
 from lineage.content_store import ContentStore
+from lethe.wiring import erasure_context
 from tests.pipeline_support import materialized_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,12 +64,12 @@ def test_two_requests_share_one_remedy_and_each_gets_a_verified_attestation(pipe
     settings, graph = pipeline["settings"], pipeline["graph"]
     first, second = trained_customers(pipeline, corpus)[:2]
     now = datetime.now(timezone.utc)
-    a, new = file_and_scope(settings, graph, intake(first, "case-1", now - timedelta(hours=2)))
-    again, new_again = file_and_scope(settings, graph, intake(first, "case-1", now - timedelta(hours=2)))
+    a, new = file_and_scope(erasure_context(settings, graph), intake(first, "case-1", now - timedelta(hours=2)))
+    again, new_again = file_and_scope(erasure_context(settings, graph), intake(first, "case-1", now - timedelta(hours=2)))
     assert new and not new_again and again.id == a.id  # the same request filed twice is one request
-    b, _ = file_and_scope(settings, graph, intake(second, "case-2", now - timedelta(hours=1)))
+    b, _ = file_and_scope(erasure_context(settings, graph), intake(second, "case-2", now - timedelta(hours=1)))
     old = served_adapters(graph)
-    outcomes = run_requests(settings, graph, [a.id, b.id])
+    outcomes = run_requests(erasure_context(settings, graph), [a.id, b.id])
 
     assert [o.verdict["status"] for o in outcomes] == ["erased", "erased"], [o.verdict for o in outcomes]
     remedies = [step_results(settings.state_dir, r.id)["remedy"]["result"]["remedies"] for r in (a, b)]
@@ -118,7 +119,7 @@ def test_two_requests_share_one_remedy_and_each_gets_a_verified_attestation(pipe
     # Legal reads each verdict and its reasons through the API.
     from fastapi.testclient import TestClient
 
-    from erasure.api import Role, create_app, create_token
+    from lethe.api import Role, create_app, create_token
 
     token = create_token(settings.state_dir / "api-tokens.json", Role.LEGAL, "legal-test")
     with TestClient(create_app(settings)) as client:
@@ -129,7 +130,7 @@ def test_two_requests_share_one_remedy_and_each_gets_a_verified_attestation(pipe
 
     # Running them again changes nothing: no second remedy, no second log entry.
     log_size = len((settings.state_dir / "attestation" / "log" / "entries.bin").read_bytes())
-    again = run_requests(settings, graph, [a.id, b.id])
+    again = run_requests(erasure_context(settings, graph), [a.id, b.id])
     assert all(not o.steps_run for o in again)
     assert len((settings.state_dir / "attestation" / "log" / "entries.bin").read_bytes()) == log_size
 
@@ -156,11 +157,11 @@ def test_no_raw_identifier_of_an_erased_subject_is_left_anywhere_lethe_writes(pi
 def test_killing_the_run_during_the_remedy_and_running_again_finishes_it_once(pipeline, corpus):
     settings, graph, env = pipeline["settings"], pipeline["graph"], pipeline["env"]
     customer = trained_customers(pipeline, corpus)[2]
-    request, _ = file_and_scope(settings, graph, intake(customer, "case-3"))
+    request, _ = file_and_scope(erasure_context(settings, graph), intake(customer, "case-3"))
     served_before = served_adapters(graph)[0]["id"]
     store = settings.state_dir / "models" / "adapters"
     known = {p.name for p in store.iterdir()}
-    child = subprocess.Popen([sys.executable, "-m", "erasure.cli.main", "erase", "run", request.id],
+    child = subprocess.Popen([sys.executable, "-m", "lethe.cli.main", "erase", "run", request.id],
                              cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -178,7 +179,7 @@ def test_killing_the_run_during_the_remedy_and_running_again_finishes_it_once(pi
             os.killpg(child.pid, signal.SIGKILL)
     assert "attest" not in step_results(settings.state_dir, request.id)
 
-    outcome = run_requests(settings, graph, [request.id])[0]
+    outcome = run_requests(erasure_context(settings, graph), [request.id])[0]
     assert outcome.verdict["status"] == "erased", outcome.verdict
     replaced = graph.read("MATCH (n:Adapter)-[:REPLACES]->(:Adapter {id: $old}) RETURN n.id AS id",
                           old=served_before)
@@ -195,7 +196,8 @@ def test_killing_the_run_during_the_remedy_and_running_again_finishes_it_once(pi
 
 
 def test_a_remedy_that_fails_before_its_lineage_commit_leaves_the_old_adapter_served(pipeline, corpus):
-    from erasure.remediation import path_of, remedy_adapter
+    from erasure.remediation import RemedyOptions, remedy_adapter
+    from erasure.remedy_lineage import path_of
 
     settings, graph = pipeline["settings"], pipeline["graph"]
     served = graph.read("MATCH (a:Adapter)-[:DEPLOYED_TO]->(:Deployment) RETURN a.id AS id, a.uri AS uri")[0]
@@ -207,8 +209,8 @@ def test_a_remedy_that_fails_before_its_lineage_commit_leaves_the_old_adapter_se
         raise RuntimeError("injected failure just before the lineage transaction")
 
     with pytest.raises(RuntimeError, match="injected failure"):
-        remedy_adapter(settings, graph, path_of(served["uri"]), customer["record_ids"], "gradient_ascent",
-                       {"steps": 2}, escalate=False, before_commit=crash)
+        remedy_adapter(erasure_context(settings, graph), path_of(served["uri"]), customer["record_ids"],
+                       RemedyOptions("gradient_ascent", {"steps": 2}, escalate=False), before_commit=crash)
     assert graph.read("MATCH (n) RETURN count(n) AS n")[0]["n"] == nodes_before
     assert graph.read("MATCH ()-[r]->() RETURN count(r) AS n")[0]["n"] == edges_before
     after = graph.read("MATCH (a:Adapter)-[:DEPLOYED_TO]->(:Deployment) RETURN a.id AS id, a.state AS state")

@@ -12,12 +12,13 @@ from erasure.checks import statistics_step
 from erasure.identity import Decision, IdentityResult, ResolvedIdentifier
 from erasure.requests import FiledRequest, Regime, request_dir
 from erasure.run_folder import save_step, step_results
-from erasure.settings import Settings
+from lethe.settings import Settings
 from lineage.content_store import ContentStore
 from lineage.dataset import plan_dataset_version, write_dataset_version
 from lineage.ingest import ingest_batch
 from lineage.record_batch import parse_jsonl
 from lineage.store.writers import LineageWriter
+from lethe.wiring import erasure_context
 from tests.lineage.lineage_fixtures import jsonl
 
 PEPPER = "ab" * 32
@@ -73,7 +74,7 @@ def _request(settings: Settings, graph, keyer, rid: str, email: str, owned: list
 @pytest.fixture
 def run(graph, tmp_path):
     settings = Settings(state_dir=tmp_path / "state", pepper=PEPPER)
-    from erasure import wiring
+    from lethe import wiring
 
     keyer = wiring.subject_keyer(settings)
     content = ContentStore(settings.content_store_path)
@@ -92,7 +93,7 @@ def run(graph, tmp_path):
 
 def test_a_flag_with_a_copy_in_the_new_training_set_has_a_cause_and_one_without_is_chance(run, graph):
     settings, sam, tia = run
-    statistics_step(settings, graph, [sam, tia], alpha=0.01)
+    statistics_step(erasure_context(settings, graph), [sam, tia], alpha=0.01)
     stats = {r.id: step_results(settings.state_dir, r.id)["statistics"]["result"] for r in (sam, tia)}
     assert stats[sam.id]["tests_after"] == 3 and stats[sam.id]["run_requests"] == sorted([sam.id, tia.id])
     flags = {r["record_id"]: r for s in stats.values() for r in s["records"] if r["phase"] == "after" and r["flagged"]}

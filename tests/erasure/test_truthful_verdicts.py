@@ -15,11 +15,12 @@ from datetime import datetime, timezone
 import pytest
 
 from attestation import KeyRegistry, verify_bundle
-from erasure.demo_corpus import write_jsonl
+from lethe.demo.corpus import write_jsonl
 from erasure.engine import file_and_scope, review_scope, run_requests, step_results
 from erasure.requests import ErasureIntake
 from lineage.content_store import ContentStore
 from lineage.pii.identity_match import NeedleSet, identifier_needles, secret_needle
+from lethe.wiring import erasure_context
 from tests.erasure.planted_corpus import planted_corpus
 from tests.pipeline_support import materialized_pipeline
 
@@ -40,8 +41,8 @@ def _intake(person: dict, key: str) -> ErasureIntake:
 
 def _ingest_late(settings, graph, records: list[dict]) -> None:
     """The late person's tickets arrive after training: a new batch file, ingested, in no dataset version."""
-    from erasure import wiring
-    from erasure.ingestion import ingest_file
+    from lethe import wiring
+    from lethe.ingestion import ingest_file
     from lineage.record_batch import parse_jsonl
 
     path = settings.record_batches_dir / "batch-3.jsonl"
@@ -63,12 +64,12 @@ def erased(tmp_path_factory, neo4j_server, session_graph, tiny_base_model, corpu
         people = {**corpus.truth["planted"], "late": corpus.truth["late"]}
         requests = {}
         for role, person in people.items():
-            request, _ = file_and_scope(settings, graph, _intake(person, f"case-{role}"), review=role == "excluded")
+            request, _ = file_and_scope(erasure_context(settings, graph), _intake(person, f"case-{role}"), review=role == "excluded")
             requests[role] = request
         filed_scopes = {role: step_results(settings.state_dir, r.id)["scope"]["result"] for role, r in requests.items()}
         look_alikes = [r["id"] for r in filed_scopes["excluded"]["records"] if r["decision"] == "excluded_borderline"]
-        review_scope(settings, graph, requests["excluded"].id, [], [people["excluded"]["other"], *look_alikes])
-        outcomes = run_requests(settings, graph, [r.id for r in requests.values()])
+        review_scope(erasure_context(settings, graph), requests["excluded"].id, [], [people["excluded"]["other"], *look_alikes])
+        outcomes = run_requests(erasure_context(settings, graph), [r.id for r in requests.values()])
         yield {**pipeline, "people": people, "requests": requests, "filed_scopes": filed_scopes,
                "outcomes": dict(zip(requests, outcomes))}
 

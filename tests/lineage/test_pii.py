@@ -11,7 +11,7 @@ import tldextract
 from presidio_analyzer import RecognizerResult
 from presidio_analyzer import predefined_recognizers as predefined
 
-from erasure.demo_corpus import generate_corpus
+from lethe.demo.corpus import generate_corpus
 from lineage.keys import SubjectKeyer
 from lineage.pii import BLANK, Mention, PiiEngineError, PiiScanner, ScanResult
 from lineage.pii import engine as pii_engine

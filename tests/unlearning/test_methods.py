@@ -13,7 +13,7 @@ import torch
 from pydantic import BaseModel
 from safetensors.torch import load_file, save_file
 
-from erasure.demo_corpus import generate_corpus
+from lethe.demo.corpus import generate_corpus
 from unlearning.adapters import lora_b_all_zero, sequence_nll
 from unlearning.base_model import model_dir_sha256
 from unlearning.errors import RemedyError

@@ -12,7 +12,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from erasure.demo_corpus import generate_corpus
+from lethe.demo.corpus import generate_corpus
 from unlearning.base_model import build_tiny_base_model
 from unlearning.errors import AdapterError, ProbeInputError
 from unlearning.probes import (ProbeConfig, SecretSpan, exposure_of, generate_samples, identity_prompts,

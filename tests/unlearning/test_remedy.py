@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from erasure.demo_corpus import generate_corpus
+from lethe.demo.corpus import generate_corpus
 from unlearning.base_model import model_dir_sha256
 from unlearning.errors import RemedyError
 from unlearning.methods.base import RemedyInput

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from erasure.demo_corpus import generate_corpus
+from lethe.demo.corpus import generate_corpus
 from unlearning.errors import UnlearningError
 from unlearning.search import (
     MINILM_DIM,

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from transformers import ViTConfig
 
 import unlearning.training as training_module
-from erasure.demo_corpus import generate_corpus
+from lethe.demo.corpus import generate_corpus
 from unlearning.adapters import (adapter_deltas, load_adapter_model, lora_b_all_zero, merge_shard_adapters,
                                  sequence_nll)
 from unlearning.base_model import BUILD_MARKER, build_tiny_base_model, load_base_model, model_dir_sha256

@@ -1,0 +1,1 @@
+"""The demo's fictitious customers, their tickets and the tiny base model."""
