@@ -39,8 +39,9 @@ def register_method(spec: MethodSpec) -> MethodSpec:
     if not isinstance(spec.name, str) or not _NAME.match(spec.name):
         raise RemedyError(f"method name {spec.name!r} must be lower_snake_case, 2-40 characters")
     if spec.name in _REGISTRY:
-        raise RemedyError(f"a method named {spec.name!r} is already registered (by "
-                          f"{getattr(_REGISTRY[spec.name].run, '__module__', '?')}); give the new one another name")
+        registered_by = getattr(_REGISTRY[spec.name].run, "__module__", "?")
+        raise RemedyError(f"a method named {spec.name!r} is already registered (by {registered_by}); "
+                          "give the new one another name")
     if not (isinstance(spec.config_class, type) and issubclass(spec.config_class, MethodConfig)):
         raise RemedyError(f"method {spec.name!r}: its config class must subclass MethodConfig, "
                           f"got {spec.config_class!r}")
