@@ -6,6 +6,8 @@ import json
 import math
 import shutil
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,7 +112,20 @@ def test_registry_refuses_a_config_that_is_not_a_method_config_and_a_bad_kind():
         register_method(MethodSpec("loose_method", MethodKind.APPROXIMATE, Loose, npo.run))
     with pytest.raises(RemedyError, match="MethodKind"):
         register_method(MethodSpec("kindless_method", "approximate", npo.NpoConfig, npo.run))
-    assert "loose_method" not in method_names() and "kindless_method" not in method_names()
+    with pytest.raises(RemedyError, match="run must be a function"):
+        register_method(MethodSpec("runless_method", MethodKind.APPROXIMATE, npo.NpoConfig, "npo.run"))
+    with pytest.raises(RemedyError, match="takes a MethodSpec, got dict"):
+        register_method({"name": "dict_method"})
+    assert not {"loose_method", "kindless_method", "runless_method", "dict_method"} & set(method_names())
+
+
+@pytest.mark.parametrize("first", ["unlearning.methods.registry", "unlearning.methods.retrain"])
+def test_every_method_is_registered_whichever_module_is_imported_first(first):
+    # The methods register themselves and the package's __init__ imports them; the registry imports none.
+    code = (f"import {first}; from unlearning.methods.registry import method_names; "
+            "print(','.join(method_names()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["grad_diff,gradient_ascent,npo,retrain"]
 
 
 def test_unknown_method_lists_the_known_ones():

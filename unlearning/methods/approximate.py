@@ -109,14 +109,19 @@ def _score(model, sequences: list[list[int]], pad_id: int, batch_size: int, devi
     return torch.cat(nlls).cpu(), torch.cat(logps).cpu()
 
 
-def run_approximate(method: str, config: ApproximateConfig, remedy: RemedyInput, objective: Objective, *,
-                    uses_retain: bool, on_step: StepCallback | None = None) -> RemedyOutcome:
-    """Train the served adapter for `config.steps` steps on `objective`; write it to `remedy.out_dir`."""
-    _check_input(remedy, uses_retain)
-    forget_texts = _texts(remedy.forget, "forget")
-    retain_texts = _texts(remedy.retain, "retain") if uses_retain else []
-    started = time.perf_counter()
-    device = select_device()
+@dataclass(frozen=True)
+class _Encoded:
+    """What the steps train on: token ids, the forget set's reference likelihoods, the padding and device."""
+
+    forget: list[list[int]]
+    retain: list[list[int]]  # empty unless the method has a retain term
+    reference_logp: torch.Tensor  # per forget sequence, under the served adapter before any step
+    pad_id: int
+    device: torch.device
+
+
+def _load_trainable(remedy: RemedyInput, device: torch.device):
+    """The served adapter on the frozen base, its LoRA weights trainable; the model, tokenizer and weights."""
     model, tokenizer = load_base_model(remedy.base_model_dir, device=device)
     try:  # trainable LoRA weights on a frozen base; the served adapter's files are only read
         peft_model = PeftModel.from_pretrained(model, str(remedy.adapter_dir), is_trainable=True)
@@ -126,30 +131,34 @@ def run_approximate(method: str, config: ApproximateConfig, remedy: RemedyInput,
     params = [p for p in peft_model.parameters() if p.requires_grad]
     if not params:
         raise RemedyError(f"the adapter at {remedy.adapter_dir} has no trainable LoRA weights once loaded")
-    seed_everything(config.seed)
-    pad = tokenizer.pad_token_id
-    forget = encode_texts(tokenizer, forget_texts, config.max_length)
-    retain = encode_texts(tokenizer, retain_texts, config.max_length) if retain_texts else []
-    # π_ref of NPO is the served adapter as loaded: scored once, before any step.
-    nll_before, reference = _score(peft_model, forget, pad, config.batch_size, device)
-    reference = reference.to(device)
+    return peft_model, tokenizer, params
 
+
+def _terms(model, data: _Encoded, indices: list[int], retain_indices: list[int] | None) -> BatchTerms:
+    """One step's forward passes: the forget batch and, when the method has a retain term, a retain batch."""
+    batch = _batch(data.forget, indices, data.pad_id, data.device)
+    forget_nll, forget_logp = sequence_stats(_forward(model, batch, data.device), batch.labels)
+    retain_nll = None
+    if retain_indices is not None:
+        retain_batch = _batch(data.retain, retain_indices, data.pad_id, data.device)
+        retain_nll, _ = sequence_stats(_forward(model, retain_batch, data.device), retain_batch.labels)
+    return BatchTerms(forget_nll=forget_nll, forget_logp=forget_logp,
+                      reference_logp=data.reference_logp[indices], retain_nll=retain_nll)
+
+
+def _train(method: str, config: ApproximateConfig, model, params: list, data: _Encoded,
+           objective: Objective, *, uses_retain: bool, on_step: StepCallback | None) -> list[float]:
+    """`config.steps` AdamW steps on `objective`; the loss of each step."""
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
     order = torch.Generator().manual_seed(config.seed)  # its own generator: batches depend on the seed alone
-    forget_batches = _cycle(len(forget), config.batch_size, order)
-    retain_batches = _cycle(len(retain), config.batch_size, order) if uses_retain else None
+    forget_batches = _cycle(len(data.forget), config.batch_size, order)
+    retain_batches = _cycle(len(data.retain), config.batch_size, order) if uses_retain else None
     losses: list[float] = []
-    peft_model.train()
+    model.train()
     for step in range(1, config.steps + 1):
-        indices = next(forget_batches)
-        batch = _batch(forget, indices, pad, device)
-        forget_nll, forget_logp = sequence_stats(_forward(peft_model, batch, device), batch.labels)
-        retain_nll = None
-        if retain_batches is not None:
-            retain_batch = _batch(retain, next(retain_batches), pad, device)
-            retain_nll, _ = sequence_stats(_forward(peft_model, retain_batch, device), retain_batch.labels)
-        loss = objective(BatchTerms(forget_nll=forget_nll, forget_logp=forget_logp,
-                                    reference_logp=reference[indices], retain_nll=retain_nll))
+        indices = next(forget_batches)  # forget first, then retain: both draw from `order`
+        retain_indices = next(retain_batches) if retain_batches is not None else None
+        loss = objective(_terms(model, data, indices, retain_indices))
         if not torch.isfinite(loss):
             raise RemedyError(f"{method}: the loss became {float(loss)} at step {step}/{config.steps} "
                               f"(learning_rate={config.learning_rate}); lower the learning rate or the steps")
@@ -159,16 +168,43 @@ def run_approximate(method: str, config: ApproximateConfig, remedy: RemedyInput,
         losses.append(float(loss.detach()))
         if on_step is not None:
             on_step(step, config.steps, losses[-1])
-    nll_after, _ = _score(peft_model, forget, pad, config.batch_size, device)
+    return losses
 
-    config_json = config.model_dump(mode="json")
+
+def _write_adapter(model, method: str, config_json: dict, remedy: RemedyInput) -> str:
+    """Write the adapter (and its manifest) to `remedy.out_dir` atomically; its digest, checked changed."""
     with atomic_directory(remedy.out_dir) as staging:
-        save_adapter(peft_model, "default", staging)
+        save_adapter(model, "default", staging)
         if remedy.manifest is not None:
             # Inside the adapter folder, so the digest binds the weights to their lineage and to this remedy.
             manifest = {**dict(remedy.manifest), "remedy_method": method, "remedy_config": config_json}
             (staging / MANIFEST).write_text(json.dumps(manifest, sort_keys=True, indent=1), encoding="utf-8")
         digest = check_adapter_changed(remedy.adapter_dir, staging)
+    return digest
+
+
+def run_approximate(method: str, config: ApproximateConfig, remedy: RemedyInput, objective: Objective, *,
+                    uses_retain: bool, on_step: StepCallback | None = None) -> RemedyOutcome:
+    """Train the served adapter for `config.steps` steps on `objective`; write it to `remedy.out_dir`."""
+    _check_input(remedy, uses_retain)
+    forget_texts = _texts(remedy.forget, "forget")
+    retain_texts = _texts(remedy.retain, "retain") if uses_retain else []
+    started = time.perf_counter()
+    device = select_device()
+    peft_model, tokenizer, params = _load_trainable(remedy, device)
+    seed_everything(config.seed)
+    pad = tokenizer.pad_token_id
+    forget = encode_texts(tokenizer, forget_texts, config.max_length)
+    retain = encode_texts(tokenizer, retain_texts, config.max_length) if retain_texts else []
+    # π_ref of NPO is the served adapter as loaded: scored once, before any step.
+    nll_before, reference = _score(peft_model, forget, pad, config.batch_size, device)
+    data = _Encoded(forget=forget, retain=retain, reference_logp=reference.to(device), pad_id=pad,
+                    device=device)
+    losses = _train(method, config, peft_model, params, data, objective, uses_retain=uses_retain,
+                    on_step=on_step)
+    nll_after, _ = _score(peft_model, forget, pad, config.batch_size, device)
+    config_json = config.model_dump(mode="json")
+    digest = _write_adapter(peft_model, method, config_json, remedy)
     return RemedyOutcome(
         method=method, kind=MethodKind.APPROXIMATE, config=config_json, adapter_dir=Path(remedy.out_dir),
         adapter_sha256=digest, steps=len(losses), losses=losses, seconds=time.perf_counter() - started,

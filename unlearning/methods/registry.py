@@ -1,15 +1,19 @@
-"""The registry of remedy methods: names validated, duplicates refused, configs parsed with clear errors."""
+"""The registry of remedy methods: names validated, duplicates refused, configs parsed with clear errors.
+
+Each method module calls `register_method` once, at import; `unlearning/methods/__init__.py` imports them
+all. This module imports none of them, so a method and the registry never import each other.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
 from unlearning.errors import RemedyError
-from unlearning.methods.base import MethodConfig, MethodKind
+from unlearning.methods.base import MethodConfig, MethodKind, RemedyInput, RemedyOutcome, StepCallback
 
 __all__ = ["MethodSpec", "get_method", "method_names", "parse_config", "register_method"]
 
@@ -24,37 +28,39 @@ class MethodSpec:
     name: str
     kind: MethodKind
     config_class: type[MethodConfig]
-    run: object  # Callable[[MethodConfig, RemedyInput, StepCallback | None], RemedyOutcome]
+    run: Callable[[MethodConfig, RemedyInput, StepCallback | None], RemedyOutcome]
 
 
 def register_method(spec: MethodSpec) -> MethodSpec:
-    """Add a method; refuses a bad name, a duplicate, or a config class that is not a MethodConfig."""
+    """Add a method; refuses a bad name, a duplicate, a config class that is not a MethodConfig, a bad kind
+    or a run that cannot be called."""
+    if not isinstance(spec, MethodSpec):
+        raise RemedyError(f"register_method takes a MethodSpec, got {type(spec).__name__}")
     if not isinstance(spec.name, str) or not _NAME.match(spec.name):
         raise RemedyError(f"method name {spec.name!r} must be lower_snake_case, 2-40 characters")
     if spec.name in _REGISTRY:
-        raise RemedyError(f"a method named {spec.name!r} is already registered")
+        registered_by = getattr(_REGISTRY[spec.name].run, "__module__", "?")
+        raise RemedyError(f"a method named {spec.name!r} is already registered (by {registered_by}); "
+                          "give the new one another name")
     if not (isinstance(spec.config_class, type) and issubclass(spec.config_class, MethodConfig)):
-        raise RemedyError(f"method {spec.name!r}: its config class must subclass MethodConfig")
+        raise RemedyError(f"method {spec.name!r}: its config class must subclass MethodConfig, "
+                          f"got {spec.config_class!r}")
     if not isinstance(spec.kind, MethodKind):
         raise RemedyError(f"method {spec.name!r}: kind must be a MethodKind, got {spec.kind!r}")
+    if not callable(spec.run):
+        raise RemedyError(f"method {spec.name!r}: run must be a function (config, remedy input, on_step), "
+                          f"got {type(spec.run).__name__}")
     _REGISTRY[spec.name] = spec
     return spec
 
 
-def _load_builtins() -> None:
-    # Importing the modules registers them (each calls register_method once at import).
-    from unlearning.methods import grad_diff, gradient_ascent, npo, retrain  # noqa: F401
-
-
 def method_names() -> list[str]:
     """Names of every registered method, sorted."""
-    _load_builtins()
     return sorted(_REGISTRY)
 
 
 def get_method(name: str) -> MethodSpec:
     """The registered method called `name`; an unknown name lists the known ones."""
-    _load_builtins()
     if name not in _REGISTRY:
         raise RemedyError(f"unknown remedy method {name!r}; choose one of {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]

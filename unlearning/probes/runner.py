@@ -190,37 +190,23 @@ def _generation(pm: ProbeModel, scope: Mapping[str, str], names: Sequence[str], 
     return report, cosines
 
 
-def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str, str],
-                  config: ProbeConfig | None = None, *, secrets: Mapping[str, Sequence[SecretSpan]] | None = None,
-                  identity_names: Sequence[str] = (), scan_samples: SampleScanner | None = None,
-                  regurgitation: Regurgitation | None = None, people: Mapping[str, str] | None = None) -> ProbeReport:
-    """Score the scope records and the holdout under the adapter, calibrate, and report (ids only, no text).
-
-    `people` maps record ids to the person (e.g. subject key) they belong to; with it the AUC's interval
-    resamples people, then their texts, since one person's records are not independent draws. Records
-    missing from it count as people of their own. It is read in memory only: the report keeps counts.
-    """
-    config = config or ProbeConfig()
-    started = time.perf_counter()
+def _check_scope_and_holdout(scope: Mapping[str, str], holdout: Mapping[str, str]) -> None:
     if not scope:
         raise ProbeInputError("no scope records to probe; give at least one record id")
     if len(holdout) < 2:
-        raise ProbeInputError(f"calibration needs at least 2 holdout records, got {len(holdout)}; the adapter's "
-                              f"dataset version must hold some out (raise its holdout fraction)")
+        raise ProbeInputError(f"calibration needs at least 2 holdout records, got {len(holdout)}; the "
+                              "adapter's dataset version must hold some out (raise its holdout fraction)")
     overlap = set(scope) & set(holdout)
     if overlap:
-        raise ProbeInputError(f"{len(overlap)} record(s) are both in scope and in the holdout, e.g. {sorted(overlap)[0]}")
-    ids, texts = list(scope) + list(holdout), list(scope.values()) + list(holdout.values())
-    # Copies of one text (a ticket filed eight times) score alike: each distinct text is scored once.
-    distinct_texts = list(dict.fromkeys(texts))
-    by_text = _scores_of(pm, distinct_texts, config)
-    scores = [by_text[text] for text in texts]
-    scope_scores, held_scores = scores[:len(scope)], scores[len(scope):]
-    held_values = {spec.name: score_values(held_scores, spec) for spec in SCORES}
-    limit = threshold(config.alpha)
-    generation, cosines = None, {}
-    if config.generate and (scan_samples is not None or regurgitation is not None):
-        generation, cosines = _generation(pm, scope, identity_names, config, scan_samples, regurgitation)
+        raise ProbeInputError(f"{len(overlap)} record(s) are both in scope and in the holdout, "
+                              f"e.g. {sorted(overlap)[0]}")
+
+
+def _record_probes(pm: ProbeModel, scope: Mapping[str, str], scope_scores: Sequence[RecordScores],
+                   held_values: Mapping[str, np.ndarray], limit: float, config: ProbeConfig,
+                   secrets: Mapping[str, Sequence[SecretSpan]] | None,
+                   cosines: Mapping[str, float]) -> list[RecordProbe]:
+    """Each scope record's p-values against the holdout, its verdict, and its secrets' exposure."""
     records = []
     exposures: dict[tuple, list[ExposureReport]] = {}  # copies of a text share their secrets' exposure
     for record_id, record in zip(scope, scope_scores):
@@ -235,6 +221,13 @@ def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str
                       for name, p in p_values.items()},
             exposures=exposures[scope[record_id], spans] if spans else [],
             regurgitation_cosine=cosines.get(record_id)))
+    return records
+
+
+def _auc(scope: Mapping[str, str], holdout: Mapping[str, str], by_text: Mapping[str, RecordScores],
+         held_values: Mapping[str, np.ndarray], people: Mapping[str, str] | None,
+         config: ProbeConfig) -> dict[str, AucReport]:
+    """Per score, the AUC of scope against holdout with its bootstrap interval (people resampled if known)."""
     # AUC over distinct texts: copies of one ticket are one observation, not eight (they score alike, and
     # counting each would weight a repeated text eight times against the holdout).
     first_of_text: dict[str, str] = {}  # each distinct text, in order, with the first record that has it
@@ -250,16 +243,47 @@ def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str
         a = auc_with_ci(score_values(distinct, spec), held_values[spec.name], forget_groups=forget_people,
                         holdout_groups=held_people, resamples=config.bootstrap_resamples)
         auc[spec.name] = AucReport(**vars(a))
+    return auc
+
+
+def _window_notes(ids: Sequence[str], scores: Sequence[RecordScores], config: ProbeConfig) -> list[str]:
     windowed = [r for r, s in zip(ids, scores) if s.windows > 1]
-    notes = []
-    if windowed:
-        notes.append(f"{len(windowed)} record(s) longer than the {config.context or 'model'} context were scored "
-                     f"in overlapping windows, e.g. {windowed[0]}")
+    if not windowed:
+        return []
+    return [f"{len(windowed)} record(s) longer than the {config.context or 'model'} context were scored "
+            f"in overlapping windows, e.g. {windowed[0]}"]
+
+
+def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str, str],
+                  config: ProbeConfig | None = None, *, secrets: Mapping[str, Sequence[SecretSpan]] | None = None,
+                  identity_names: Sequence[str] = (), scan_samples: SampleScanner | None = None,
+                  regurgitation: Regurgitation | None = None, people: Mapping[str, str] | None = None) -> ProbeReport:
+    """Score the scope records and the holdout under the adapter, calibrate, and report (ids only, no text).
+
+    `people` maps record ids to the person (e.g. subject key) they belong to; with it the AUC's interval
+    resamples people, then their texts, since one person's records are not independent draws. Records
+    missing from it count as people of their own. It is read in memory only: the report keeps counts.
+    """
+    config = config or ProbeConfig()
+    started = time.perf_counter()
+    _check_scope_and_holdout(scope, holdout)
+    ids, texts = list(scope) + list(holdout), list(scope.values()) + list(holdout.values())
+    # Copies of one text (a ticket filed eight times) score alike: each distinct text is scored once.
+    by_text = _scores_of(pm, list(dict.fromkeys(texts)), config)
+    scores = [by_text[text] for text in texts]
+    scope_scores, held_scores = scores[:len(scope)], scores[len(scope):]
+    held_values = {spec.name: score_values(held_scores, spec) for spec in SCORES}
+    limit = threshold(config.alpha)
+    generation, cosines = None, {}
+    if config.generate and (scan_samples is not None or regurgitation is not None):
+        generation, cosines = _generation(pm, scope, identity_names, config, scan_samples, regurgitation)
+    records = _record_probes(pm, scope, scope_scores, held_values, limit, config, secrets, cosines)
+    auc = _auc(scope, holdout, by_text, held_values, people, config)
     return ProbeReport(
         adapter=str(pm.adapter_dir), adapter_sha256=pm.adapter_sha256, base_model_sha256=pm.base_sha256,
         device=str(pm.device), dtype=str(pm.dtype).removeprefix("torch."), config=config,
         per_score_threshold=limit, scores=[s.name for s in SCORES], holdout_ids=len(holdout),
         holdout_stats={name: holdout_summary(v) for name, v in held_values.items()},
         holdout_false_flag_rate=holdout_false_flag_rate(held_scores, config.alpha), records=records,
-        flagged=[r.record_id for r in records if r.flagged], auc=auc, generation=generation, notes=notes,
-        seconds=time.perf_counter() - started)
+        flagged=[r.record_id for r in records if r.flagged], auc=auc, generation=generation,
+        notes=_window_notes(ids, scores, config), seconds=time.perf_counter() - started)

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from unlearning.search import faiss_backend as fb
+import unlearning.search.faiss_backend as fb
 from unlearning.search.errors import IndexFileError, SearchError
 
 __all__ = ["EXACT_BELOW", "INDEX_FORMAT", "TARGET_RECALL", "SearchHits", "VectorIndex", "check_ids",
