@@ -1,82 +1,23 @@
 """The report's evidence that its verdict is true both ways: the identity, the sweeps, the run's statistics
-and whether the subject's records were ever trained on — as view models and their HTML.
+and whether the subject's records were ever trained on — built from the typed step results, and their HTML.
 
 Keys are shown truncated and marked `hmac:`; identifiers only by kind; records by id and hash.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
-from erasure.identity import IdentityResult
 from erasure.html_parts import _e, _missing, _num, _pairs, _Raw, _table
-from erasure.statistics import FamilyRecord, StatisticsResult
+from erasure.identity import IdentityResult
+from erasure.report_model import EvidenceSection, IdentityRow, IdentitySection, StatisticsSection, \
+    TrainingSection, hmac_label
+from erasure.statistics import StatisticsResult
 from erasure.sweep import SweepResult
 
-__all__ = ["EvidenceSection", "TrainingSection", "evidence_html", "evidence_section"]
-
-KEY_CHARS = 12
-
-
-class IdentityRow(BaseModel):
-    """One identifier of the person: kind, truncated key, how it was found and what became of it."""
-
-    kind: str
-    key: str
-    hop: int
-    decision: str
-    owned_records: int
-    people: int | None
-    value_found: bool
-    linked_by: list[str]
-
-
-class IdentitySection(BaseModel):
-    """The identity the scope and the sweeps used."""
-
-    expand: bool
-    hops: int
-    identifiers: list[IdentityRow]
-    ambiguous_records: list[str]
-    notes: list[str]
-
-
-class TrainingSection(BaseModel):
-    """Whether the subject's own records reached a fine-tune run."""
-
-    subject_records: int
-    trained: int
-    held_out: int
-    not_in_any_run: int
-    never_trained: bool
-    adapters_trained_on_mentions: list[str]
-
-
-class StatisticsSection(BaseModel):
-    """The run's false-alarm control and this request's flags in it."""
-
-    method: str
-    alpha: float
-    run_requests: int
-    tests_before: int
-    tests_after: int
-    flags_before: int
-    flags_after: int
-    own_flags: list[FamilyRecord]
-
-
-class EvidenceSection(BaseModel):
-    """Everything beyond the probes that backs the verdict (None: the step was not reached)."""
-
-    identity: IdentitySection | None
-    training: TrainingSection | None
-    sweep_before: SweepResult | None
-    sweep_after: SweepResult | None
-    statistics: StatisticsSection | None
+__all__ = ["evidence_html", "evidence_section"]
 
 
 def _identity(result: IdentityResult) -> IdentitySection:
-    rows = [IdentityRow(kind=i.kind, key=f"hmac:{i.key[:KEY_CHARS]}…", hop=i.hop, decision=i.decision.value,
+    rows = [IdentityRow(kind=i.kind, key=hmac_label(i.key), hop=i.hop, decision=i.decision.value,
                         owned_records=i.owned_records, people=i.people, value_found=i.value_source is not None,
                         linked_by=i.linked_by[:5]) for i in result.identifiers]
     return IdentitySection(expand=result.expand, hops=result.hops, identifiers=rows,

@@ -16,8 +16,9 @@ from erasure.html_parts import _days, _e, _missing, _num, _pairs, _Raw, _table, 
 from erasure.report_evidence import evidence_html
 
 if TYPE_CHECKING:
-    from erasure.reporting import (BlastSection, Distribution, ErasureReport, ProbeSummary, RegisterRow, Remedy,
-                                   ScopeSection, Timeline, VerifySection)
+    from erasure.report_inputs import Remedy
+    from erasure.report_model import (BlastSection, Distribution, ErasureReport, ProbeSummary, RegisterRow,
+                                      ScopeSection, Timeline, VerifySection)
 
 __all__ = ["blast_svg", "distribution_svg", "render_register", "render_report", "timeline_svg"]
 
