@@ -13,10 +13,11 @@ from datetime import datetime
 from pathlib import Path
 
 from erasure.report_evidence import evidence_section
-from erasure.report_inputs import STEPS, AttestResult, ProbeView, RemedyResult, ReportInputs, ScopeResult, \
-    ServedAdapter, StepFile
-from erasure.report_model import BlastSection, Distribution, ErasureReport, Point, ProbePair, ProbeSection, \
-    ProbeSummary, RequestSection, ScopeSection, Stage, StepMark, Timeline, VerifySection, hmac_label
+from erasure.report_inputs import (STEPS, AttestResult, ProbeView, RemedyResult, ReportInputs, ScopeResult,
+                                   ServedAdapter, StepFile)
+from erasure.report_model import (BlastSection, Distribution, ErasureReport, Point, ProbePair, ProbeSection,
+                                  ProbeSummary, RequestSection, ScopeSection, Stage, StepMark, Timeline,
+                                  VerifySection, hmac_label)
 from erasure.requests import FiledRequest
 from lineage.impact import BlastRadius
 from unlearning.probes.calibration import SCORES

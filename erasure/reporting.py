@@ -6,7 +6,7 @@ report itself are scanned for text that looks like an email address or phone num
 report, naming the file and the JSON path (never the text). The HTML is rendered from the checked report alone.
 
 Where things live: `report_inputs` reads the run folder, `report_builder` turns it into the `report_model`,
-`report_html` renders the model as one self-contained page.
+`report_html` renders the model through the Jinja2 templates in `erasure/templates/`.
 """
 
 from __future__ import annotations
