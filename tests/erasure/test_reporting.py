@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import numpy as np
 import pytest
 
 from erasure.identity import Decision, IdentityResult, ResolvedIdentifier
-from erasure.reporting import (SCORE_ORIENTATION, ErasureReport, RegisterRow, ReportError, build_report,
-                               oriented_score, register, write_register)
+from erasure.reporting import (ErasureReport, RegisterRow, ReportError, build_report, oriented_score, register,
+                               write_register)
 from erasure.requests import FiledRequest, Regime, RequestNotFoundError, RequestState, due_dates, request_dir
 from erasure.statistics import FamilyRecord, StatisticsResult
 from erasure.sweep import SweepResult
@@ -185,14 +186,26 @@ def state(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
+def _squeezed(page: str) -> str:
+    """The page without the whitespace between tags (the templates' line breaks), to look for markup in it."""
+    return re.sub(r">\s+<", "><", page)
+
+
 def _build(state: Path, request: FiledRequest) -> tuple[dict, str]:
     paths = build_report(state, request.id, now=NOW)
     assert paths.json.parent == paths.html.parent == request_dir(state, request.id)
-    return json.loads(paths.json.read_text()), paths.html.read_text()
+    return json.loads(paths.json.read_text()), _squeezed(paths.html.read_text())
+
+
+def _edit(path: Path, change) -> None:
+    """Rewrite a run-folder JSON file through `change` (which edits the parsed value in place)."""
+    value = json.loads(path.read_text())
+    change(value)
+    path.write_text(json.dumps(value), encoding="utf-8")
 
 
 def test_orientation_matches_the_calibration_scores():
-    assert set(SCORE_ORIENTATION) == {s.name for s in SCORES}
+    assert oriented_score("no-such-score", 1.0) is None and oriented_score("ratio", float("nan")) is None
     for spec in SCORES:
         for value in (0.05, 0.5, 1.0, 3.0):
             assert oriented_score(spec.name, value) == pytest.approx(float(oriented(spec, np.array([value]))[0]))
@@ -323,6 +336,43 @@ def test_html_is_escaped(state: Path, keyer: SubjectKeyer):
     assert "rec-&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
 
 
+@pytest.mark.parametrize("hostile, escaped", [
+    ("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
+    ('"><svg onload=alert(1)>', "&#34;&gt;&lt;svg onload=alert(1)&gt;"),
+])
+def test_hostile_strings_are_escaped_in_html_and_svg(state: Path, keyer: SubjectKeyer, hostile: str, escaped: str):
+    request = make_run(state, keyer, 13, received=NOW - timedelta(days=3), until="attest", verdict="incomplete",
+                       status=RequestState.INCOMPLETE)
+    folder = request_dir(state, request.id)
+
+    def probe(result: dict) -> None:
+        adapter = result["result"]["adapters"][OLD]
+        adapter["adapter"] = hostile  # the adapter's name, in the probe's heading
+        adapter["records"][0]["record_id"] = hostile  # a record id, in the chart's dot titles (SVG)
+
+    def remedy(result: dict) -> None:
+        result["result"]["remedies"][0]["escalation_reason"] = hostile
+        result["result"]["noop"] = [{"adapter": hostile, "reason": hostile}]
+
+    _edit(folder / "request.json", lambda filed: filed.update(requester=hostile, extension_reason=hostile,
+                                                              extended_due_at=filed["due_at"]))
+    _edit(folder / "steps" / "probe_before.json", probe)
+    _edit(folder / "steps" / "remedy.json", remedy)
+    _edit(folder / "steps" / "attest.json", lambda step: step["result"]["verdict"].update(reasons=[hostile]))
+    _, page = _build(state, request)
+
+    assert hostile not in page and "<script" not in page and "<svg onload" not in page
+    assert page.count("<svg") == 2 + len(SCORES)  # none injected
+    assert f"<tr><th>requester</th><td>{escaped}</td></tr>" in page
+    assert f": {escaped}</td></tr>" in page  # the extension's reason
+    assert f"<h3>{escaped} → {NEW}</h3>" in page
+    assert f"<tr><th>escalated</th><td>yes: {escaped}</td></tr>" in page
+    assert f"<tr><td>{escaped}</td><td>{escaped}</td></tr>" in page  # left alone, and why
+    assert f"<li>{escaped}</li>" in page  # the verdict's reason
+    charts = re.findall(r"<svg .*?</svg>", page, flags=re.S)
+    assert sum(f"<title>{escaped}</title></circle>" in chart for chart in charts) == len(SCORES)
+
+
 def test_unknown_request_and_naive_now(state: Path, keyer: SubjectKeyer):
     with pytest.raises(RequestNotFoundError):
         build_report(state, "er-" + "0" * 24, now=NOW)
@@ -355,7 +405,7 @@ def test_register_sorted_by_deadline_with_days_left(state: Path, keyer: SubjectK
     assert path == state / "requests" / "register.json"
     saved = json.loads(path.read_text())
     assert [RegisterRow.model_validate(r) for r in saved["requests"]] == rows
-    page = (state / "requests" / "register.html").read_text()
+    page = _squeezed((state / "requests" / "register.html").read_text())
     assert f'<tr class="overdue"><td><code>{overdue.id}</code>' in page
     assert "overdue by 34 days" in page and "21 days left" in page
     assert f'href="{attested.id}/report.html"' in page
