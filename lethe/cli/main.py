@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -48,7 +49,10 @@ def _require_pepper(ctx: typer.Context) -> None:
     """Lethe refuses to start without a pepper: subject keys are HMACs under it. Everything a command
     writes is its owner's alone (umask 077), whatever the shell's umask."""
     restrict_umask()
-    if ctx.invoked_subcommand not in NO_PEPPER_NEEDED and not ctx.resilient_parsing:
+    # click hands the group callback no subcommand arguments, so `--help` is looked for in the process's
+    # own: help never needs a pepper.
+    asks_for_help = "--help" in sys.argv[1:]
+    if ctx.invoked_subcommand not in NO_PEPPER_NEEDED and not ctx.resilient_parsing and not asks_for_help:
         Settings().load_pepper()
 
 

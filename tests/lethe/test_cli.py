@@ -141,3 +141,19 @@ def test_erase_file_refuses_a_bad_request_naming_the_field_never_the_value(env, 
 def test_erase_status_of_an_unknown_request_says_how_to_list_them(env):
     result = run(env, "erase", "status", "er-000000000000000000000000")
     assert result.exit_code == 4 and "lethe erase list" in result.output, result.output
+
+
+@pytest.mark.parametrize("command", [["erase", "file"], ["blast-radius"], ["ingest"]])
+def test_help_needs_no_pepper(command, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LETHE_PEPPER")}
+    lethe = Path(sys.executable).with_name("lethe")
+    done = subprocess.run([str(lethe), *command, "--help"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "Usage" in done.stdout, done.stderr
+    refused = subprocess.run([str(lethe), "datasets"], env={**env, "LETHE_STATE_DIR": str(tmp_path)}, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "no pepper" in refused.stderr
