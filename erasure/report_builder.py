@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 
 from erasure.report_evidence import evidence_section
-from erasure.report_inputs import (STEPS, AttestResult, ProbeView, RemedyResult, ReportInputs, ScopeResult,
-                                   ServedAdapter, StepFile)
+from erasure.report_inputs import STEPS, ReportInputs
+from erasure.run_folder.results import AttestResult, ProbeView, RemedyResult, ScopeResult, ServedAdapter, StepFile
 from erasure.report_model import (BlastSection, Distribution, ErasureReport, Point, ProbePair, ProbeSection,
                                   ProbeSummary, RequestSection, ScopeSection, Stage, StepMark, Timeline,
                                   VerifySection, hmac_label)

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from erasure.report_inputs import Auc, EraseResult, RemedyResult, ScopeRow, ServedAdapter, Verdict
+from erasure.run_folder.results import Auc, EraseResult, RemedyResult, ScopeRow, ServedAdapter, Verdict
 from erasure.statistics import FamilyRecord
 from erasure.sweep import SweepResult
 

@@ -12,7 +12,7 @@ from typing import Any
 from erasure.report_charts import (SCORE_LABELS, BlastChart, DistributionChart, TimelineChart, blast_chart,
                                    distribution_chart, timeline_chart)
 from erasure.report_formatting import num, when
-from erasure.report_inputs import ScopeRow
+from erasure.run_folder.results import ScopeRow
 from erasure.report_model import ErasureReport, ProbeSummary
 
 __all__ = ["SHOWN_IDS", "ProbePairView", "ReportView", "near_duplicate_of", "report_view", "shown_ids",
