@@ -43,20 +43,20 @@ class ContentStore:
         return row[0] if row else None
 
     def get_many(self, ids: Sequence[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            out.update(self._db.execute(f"SELECT id, text FROM content WHERE id IN ({marks})", chunk))
-        return out
+        """id -> text of the stored records among `ids`."""
+        return self._by_id("text", ids)
 
     def hashes(self, ids: Sequence[str]) -> dict[str, str]:
         """id -> content hash of the stored texts among `ids`."""
+        return self._by_id("sha256", ids)
+
+    def _by_id(self, column: str, ids: Sequence[str]) -> dict[str, str]:
+        # 500 ids a query: under SQLite's limit on bound parameters.
         out: dict[str, str] = {}
         for start in range(0, len(ids), 500):
             chunk = list(ids[start:start + 500])
             marks = ",".join("?" * len(chunk))
-            out.update(self._db.execute(f"SELECT id, sha256 FROM content WHERE id IN ({marks})", chunk))
+            out.update(self._db.execute(f"SELECT id, {column} FROM content WHERE id IN ({marks})", chunk))
         return out
 
     def iter_texts(self, batch: int = 2000) -> Iterator[dict[str, str]]:
