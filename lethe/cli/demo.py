@@ -78,12 +78,13 @@ def run_demo(settings: Settings, customers: int, seed: int) -> None:
         render.blast_radius(queries.blast_radius_of_subject(graph, [key]))
         _erase_customers(settings, graph, corpus, plan, customer, seed)
         versions = queries.dataset_versions(graph)
-    pepper = settings.pepper_file or "$LETHE_PEPPER"
+    # The pepper as the demo was given it: a file (its own, or LETHE_PEPPER_FILE), or LETHE_PEPPER as exported.
+    pepper = f"LETHE_PEPPER_FILE={settings.pepper_file}" if settings.pepper_file else "LETHE_PEPPER=$LETHE_PEPPER"
     console.print(
         "\nExplore:\n"
-        f"  LETHE_PEPPER_FILE={pepper} .venv/bin/lethe preflight {versions[0]['id']}\n"
-        f"  LETHE_PEPPER_FILE={pepper} .venv/bin/lethe blast-radius --dataset {versions[0]['id']}\n"
-        f"  DAGSTER_HOME={settings.dagster_home} LETHE_PEPPER_FILE={pepper} "
+        f"  {pepper} .venv/bin/lethe preflight {versions[0]['id']}\n"
+        f"  {pepper} .venv/bin/lethe blast-radius --dataset {versions[0]['id']}\n"
+        f"  DAGSTER_HOME={settings.dagster_home} {pepper} "
         f"LETHE_BASE_MODEL={settings.base_model} .venv/bin/dagster dev -m assets.definitions"
     )
 
