@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from pathlib import Path
@@ -73,6 +74,19 @@ def _umask_restored():
     os.umask(previous)
     yield
     os.umask(previous)
+
+
+@pytest.fixture(autouse=True)
+def _log_files_closed():
+    """The CLI adds a root log file in its state folder (erasure.wiring.configure_logging); no test leaves it
+    to the next one, whose own state folder it is not (and which may have been deleted)."""
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler) and h not in before]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
 
 
 @pytest.fixture
