@@ -1,4 +1,5 @@
-"""Test session: a real Neo4j (the local launcher, or NEO4J_URI when set) shared by every graph test."""
+"""Test session: a real Neo4j (the local launcher, or NEO4J_URI when set) shared by every graph test, and the
+demo corpus's pipeline trained once for every test of it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from erasure.neo4j_server import LocalNeo4j
 from erasure.settings import Settings
 from lineage.keys import SubjectKeyer
 from lineage.store import GraphStore
+from tests.pipeline_support import CORPUS, TRAIN_CONFIG, SharedPipeline, materialized_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_PEPPER = bytes(range(32))
@@ -100,3 +102,38 @@ def tiny_base_model() -> Path:
     from erasure.demo_models import build_demo_base_model
 
     return build_demo_base_model(ROOT / ".lethe-test" / "models" / "base-tiny")
+
+
+@pytest.fixture(scope="session")
+def shared_pipeline(tmp_path_factory, neo4j_server, session_graph, tiny_base_model) -> SharedPipeline:
+    """The demo corpus's pipeline materialized once (two batch partitions, then shards → … → deployment), kept
+    as the snapshot `trained`. Built under a umask of 022, a shell's usual: Lethe must make its files
+    owner-only by itself."""
+    from erasure.demo_corpus import generate_corpus
+
+    corpus = generate_corpus(**CORPUS)
+    state = tmp_path_factory.mktemp("pipeline") / "state"
+    previous = os.umask(0o022)
+    try:
+        with materialized_pipeline(state, neo4j_server, session_graph, tiny_base_model, corpus,
+                                   TRAIN_CONFIG) as built:
+            env, train = built["env"], built["train"]
+    finally:
+        os.umask(previous)
+    shared = SharedPipeline(state, session_graph, env, corpus, train)
+    shared.trained = shared.take("trained")
+    return shared
+
+
+@pytest.fixture
+def pipeline(shared_pipeline: SharedPipeline):
+    """The trained pipeline, for a test that only reads it (shared with the read-only tests around it)."""
+    with shared_pipeline.at(shared_pipeline.trained, scratch=False) as built:
+        yield built
+
+
+@pytest.fixture
+def scratch_pipeline(shared_pipeline: SharedPipeline):
+    """The trained pipeline, for a test that changes it: the state folder and graph are put back after it."""
+    with shared_pipeline.at(shared_pipeline.trained, scratch=True) as built:
+        yield built
