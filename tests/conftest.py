@@ -1,7 +1,9 @@
-"""Test session: a real Neo4j (the local launcher, or NEO4J_URI when set) shared by every graph test."""
+"""Test session: a real Neo4j (the local launcher, or NEO4J_URI when set) shared by every graph test, and the
+demo corpus's pipeline trained once for every test of it."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from pathlib import Path
@@ -12,6 +14,7 @@ from lethe.neo4j_server import LocalNeo4j
 from lethe.settings import Settings
 from lineage.keys import SubjectKeyer
 from lineage.store import GraphStore
+from tests.pipeline_support import CORPUS, TRAIN_CONFIG, SharedPipeline, materialized_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_PEPPER = bytes(range(32))
@@ -75,6 +78,19 @@ def _umask_restored():
     os.umask(previous)
 
 
+@pytest.fixture(autouse=True)
+def _log_files_closed():
+    """The CLI adds a root log file in its state folder (lethe.wiring.configure_logging); no test leaves it
+    to the next one, whose own state folder it is not (and which may have been deleted)."""
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler) and h not in before]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
+
+
 @pytest.fixture
 def keyer() -> SubjectKeyer:
     return SubjectKeyer(TEST_PEPPER)
@@ -86,3 +102,38 @@ def tiny_base_model() -> Path:
     from lethe.demo.models import build_demo_base_model
 
     return build_demo_base_model(ROOT / ".lethe-test" / "models" / "base-tiny")
+
+
+@pytest.fixture(scope="session")
+def shared_pipeline(tmp_path_factory, neo4j_server, session_graph, tiny_base_model) -> SharedPipeline:
+    """The demo corpus's pipeline materialized once (two batch partitions, then shards → … → deployment), kept
+    as the snapshot `trained`. Built under a umask of 022, a shell's usual: Lethe must make its files
+    owner-only by itself."""
+    from lethe.demo.corpus import generate_corpus
+
+    corpus = generate_corpus(**CORPUS)
+    state = tmp_path_factory.mktemp("pipeline") / "state"
+    previous = os.umask(0o022)
+    try:
+        with materialized_pipeline(state, neo4j_server, session_graph, tiny_base_model, corpus,
+                                   TRAIN_CONFIG) as built:
+            env, train = built["env"], built["train"]
+    finally:
+        os.umask(previous)
+    shared = SharedPipeline(state, session_graph, env, corpus, train)
+    shared.trained = shared.take("trained")
+    return shared
+
+
+@pytest.fixture
+def pipeline(shared_pipeline: SharedPipeline):
+    """The trained pipeline, for a test that only reads it (shared with the read-only tests around it)."""
+    with shared_pipeline.at(shared_pipeline.trained, scratch=False) as built:
+        yield built
+
+
+@pytest.fixture
+def scratch_pipeline(shared_pipeline: SharedPipeline):
+    """The trained pipeline, for a test that changes it: the state folder and graph are put back after it."""
+    with shared_pipeline.at(shared_pipeline.trained, scratch=True) as built:
+        yield built

@@ -9,34 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from lethe.demo.corpus import generate_corpus
 from lineage.content_store import ContentStore
 from lineage.store.writers import LineageWriter
-from tests.pipeline_support import PEPPER, materialized_pipeline
+from tests.pipeline_support import PEPPER, TRAIN_CONFIG
 
-# A small corpus gives each of the 4 shards few steps per epoch: train longer than the demo does.
-# A quarter held out: the probes calibrate against the holdout, and ~60 records make its tails usable.
 # Exposure bits per repeated canary, on average over the canaries; why 5, and what was measured: below.
 EXPOSURE_BITS_PER_CANARY = 5.0
-TRAIN_CONFIG = {"ops": {"fine_tune": {"config": {"epochs": 20}}, "shards": {"config": {"holdout_fraction": 0.25}}}}
 
 
-@pytest.fixture(scope="module")
-def corpus():
-    return generate_corpus(customers=60, seed=11)
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, neo4j_server, session_graph, tiny_base_model, corpus):
-    """Materialize every asset once: two batch partitions, then shards → … → deployment. Under a umask of 022,
-    a shell's usual: Lethe must make its files owner-only by itself."""
-    previous = os.umask(0o022)
-    try:
-        with materialized_pipeline(tmp_path_factory.mktemp("pipeline-state"), neo4j_server, session_graph,
-                                   tiny_base_model, corpus, TRAIN_CONFIG) as pipeline:
-            yield pipeline
-    finally:
-        os.umask(previous)
+@pytest.fixture
+def corpus(shared_pipeline):
+    """The demo corpus the session's pipeline trained on (tests/conftest.py: `shared_pipeline`)."""
+    return shared_pipeline.corpus
 
 
 def test_every_file_of_the_state_folder_and_the_neo4j_store_is_the_owners_alone(pipeline, neo4j_server):
@@ -216,12 +200,13 @@ def test_lethe_probe_cli_flags_memorized_records_and_writes_no_personal_data(pip
     assert unknown.exit_code == 4 and "no text in the content store" in unknown.output
 
 
-def test_records_under_an_open_erasure_request_block_fine_tune(pipeline, corpus):
+def test_records_under_an_open_erasure_request_block_fine_tune(scratch_pipeline, corpus):
     from datetime import datetime, timezone
 
     from lineage.keys import SubjectKeyer
     from lineage.models import Edge, ErasureRequest, RequestStatus
 
+    pipeline = scratch_pipeline
     graph, defs, instance = pipeline["graph"], pipeline["defs"], pipeline["instance"]
     now = datetime.now(timezone.utc)
     request = ErasureRequest(id="req-open", regime="gdpr", received_at=now, due_at=now)
@@ -240,7 +225,8 @@ def test_records_under_an_open_erasure_request_block_fine_tune(pipeline, corpus)
     assert "fine_tune" not in materialized
 
 
-def test_an_erased_record_back_from_a_stale_snapshot_blocks_fine_tune(pipeline):
+def test_an_erased_record_back_from_a_stale_snapshot_blocks_fine_tune(scratch_pipeline):
+    pipeline = scratch_pipeline
     graph, defs, instance = pipeline["graph"], pipeline["defs"], pipeline["instance"]
     plan = output(pipeline["train"], "dataset_version")
     victim = plan.shards[0].records[0][0]
@@ -257,7 +243,7 @@ def test_an_erased_record_back_from_a_stale_snapshot_blocks_fine_tune(pipeline):
     assert graph.read("MATCH (a:Adapter) RETURN count(a) AS n")[0]["n"] == adapters_before
 
 
-# --- remedies (last: they replace the served adapter and delete its weights) ------------------------------
+# --- remedies (a retrain replaces the served adapter and deletes its weights: on a scratch copy) ----------
 
 def _scope_of(corpus, plan, customers: int) -> list[str]:
     """Trained records of one repeated-canary customer (a request erases one person) and `customers` others."""
@@ -347,11 +333,12 @@ def test_a_model_store_without_write_permission_is_refused_and_changes_nothing(p
 
 
 @pytest.mark.timeout(1200)
-def test_retrain_removes_the_records_and_keeps_the_rest(pipeline, corpus):
+def test_retrain_removes_the_records_and_keeps_the_rest(scratch_pipeline, corpus):
     from erasure.remediation import remedy_adapter
     from lethe.wiring import erasure_context
     from unlearning.base_model import model_dir_sha256
 
+    pipeline = scratch_pipeline
     graph, settings = pipeline["graph"], pipeline["settings"]
     plan, served = output(pipeline["train"], "dataset_version"), output(pipeline["train"], "fine_tune")
     served_dir = Path(served["path"])
@@ -385,7 +372,6 @@ def test_retrain_removes_the_records_and_keeps_the_rest(pipeline, corpus):
     trained_after = graph.read("MATCH (r:Record)-[:IN]->(:Shard)-[:PART_OF]->(:DatasetVersion {id: $id}) "
                                "RETURN collect(r.id) AS ids", id=record.new_dataset_version)[0]["ids"]
     assert not set(trained_after) & set(scope)
-    pipeline["served_after_remedy"] = new_dir
 
 
 def test_a_remedy_with_nothing_to_forget_is_a_noop_with_its_reason(pipeline):
@@ -393,7 +379,7 @@ def test_a_remedy_with_nothing_to_forget_is_a_noop_with_its_reason(pipeline):
     from lethe.wiring import erasure_context
 
     graph, settings = pipeline["graph"], pipeline["settings"]
-    served = pipeline.get("served_after_remedy") or Path(output(pipeline["train"], "fine_tune")["path"])
+    served = Path(output(pipeline["train"], "fine_tune")["path"])
     adapters_before = graph.read("MATCH (a:Adapter) RETURN count(a) AS n")[0]["n"]
     record = remedy_adapter(erasure_context(settings, graph), served, ["t-999999"])
     assert record.noop_reason and "nothing to forget" in record.noop_reason and record.new_adapter is None

@@ -1,7 +1,9 @@
 """Erasure requests end to end on the Dagster pipeline's adapter: real Neo4j, Dagster, peft, Presidio, FAISS.
 
-One module-wide pipeline; the tests run in order on it: two requests coalesced into one remedy (each
-attested), then a request whose run is killed with SIGKILL during the remedy and run again.
+Each test starts from a copy of the session's trained pipeline (tests/conftest.py): two requests coalesced
+into one remedy (each attested; run once, its end state kept as a snapshot for the tests that read it), a
+request whose run is killed with SIGKILL during the remedy and run again, and a remedy that fails before its
+lineage commit.
 """
 
 from __future__ import annotations
@@ -20,27 +22,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from attestation import Bundle, KeyRegistry, verify_bundle
 from attestation.encoding import b64decode_strict
-from lethe.demo.corpus import generate_corpus
 from erasure.engine import file_and_scope, run_requests, step_results
 from erasure.requests import ErasureIntake, list_requests
-from lineage.content_store import ContentStore
 from lethe.wiring import erasure_context
-from tests.pipeline_support import materialized_pipeline
+from lineage.content_store import ContentStore
 
 ROOT = Path(__file__).resolve().parents[2]
-TRAIN_CONFIG = {"ops": {"fine_tune": {"config": {"epochs": 12}}, "shards": {"config": {"holdout_fraction": 0.25}}}}
 
 
-@pytest.fixture(scope="module")
-def corpus():
-    return generate_corpus(customers=60, seed=11)
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, neo4j_server, session_graph, tiny_base_model, corpus):
-    with materialized_pipeline(tmp_path_factory.mktemp("erasure-state"), neo4j_server, session_graph,
-                               tiny_base_model, corpus, TRAIN_CONFIG) as pipeline:
-        yield pipeline
+@pytest.fixture
+def corpus(shared_pipeline):
+    """The demo corpus the session's pipeline trained on (tests/conftest.py: `shared_pipeline`)."""
+    return shared_pipeline.corpus
 
 
 def trained_customers(pipeline, corpus) -> list[dict]:
@@ -60,16 +53,36 @@ def served_adapters(graph) -> list[dict]:
     return graph.read("MATCH (a:Adapter)-[:DEPLOYED_TO]->(:Deployment) RETURN a.id AS id, a.state AS state")
 
 
-def test_two_requests_share_one_remedy_and_each_gets_a_verified_attestation(pipeline, corpus):
+@pytest.fixture(scope="module")
+def coalesced(shared_pipeline):
+    """Two customers' requests (the first filed twice) run together on a copy of the trained pipeline; what the
+    filing answered, the outcomes, and a snapshot of the state folder and graph after the run."""
+    with shared_pipeline.at(shared_pipeline.trained, scratch=True) as pipeline:
+        settings, graph = pipeline["settings"], pipeline["graph"]
+        first, second = trained_customers(pipeline, shared_pipeline.corpus)[:2]
+        now = datetime.now(timezone.utc)
+        a, new = file_and_scope(erasure_context(settings, graph), intake(first, "case-1", now - timedelta(hours=2)))
+        again, new_again = file_and_scope(erasure_context(settings, graph), intake(first, "case-1", now - timedelta(hours=2)))
+        b, _ = file_and_scope(erasure_context(settings, graph), intake(second, "case-2", now - timedelta(hours=1)))
+        old = served_adapters(graph)
+        outcomes = run_requests(erasure_context(settings, graph), [a.id, b.id])
+    return {"requests": (a, b), "filed": (new, new_again, again), "old": old, "outcomes": outcomes,
+            "snapshot": shared_pipeline.take("coalesced")}
+
+
+@pytest.fixture
+def after_coalescing(shared_pipeline, coalesced):
+    """The pipeline right after the coalesced run, for a test that may change it (put back after it)."""
+    with shared_pipeline.at(coalesced["snapshot"], scratch=True) as pipeline:
+        yield {**pipeline, **coalesced}
+
+
+def test_two_requests_share_one_remedy_and_each_gets_a_verified_attestation(after_coalescing):
+    pipeline = after_coalescing
     settings, graph = pipeline["settings"], pipeline["graph"]
-    first, second = trained_customers(pipeline, corpus)[:2]
-    now = datetime.now(timezone.utc)
-    a, new = file_and_scope(erasure_context(settings, graph), intake(first, "case-1", now - timedelta(hours=2)))
-    again, new_again = file_and_scope(erasure_context(settings, graph), intake(first, "case-1", now - timedelta(hours=2)))
+    (a, b), (new, new_again, again), old = pipeline["requests"], pipeline["filed"], pipeline["old"]
     assert new and not new_again and again.id == a.id  # the same request filed twice is one request
-    b, _ = file_and_scope(erasure_context(settings, graph), intake(second, "case-2", now - timedelta(hours=1)))
-    old = served_adapters(graph)
-    outcomes = run_requests(erasure_context(settings, graph), [a.id, b.id])
+    outcomes = pipeline["outcomes"]
 
     assert [o.verdict["status"] for o in outcomes] == ["erased", "erased"], [o.verdict for o in outcomes]
     remedies = [step_results(settings.state_dir, r.id)["remedy"]["result"]["remedies"] for r in (a, b)]
@@ -135,10 +148,11 @@ def test_two_requests_share_one_remedy_and_each_gets_a_verified_attestation(pipe
     assert len((settings.state_dir / "attestation" / "log" / "entries.bin").read_bytes()) == log_size
 
 
-def test_no_raw_identifier_of_an_erased_subject_is_left_anywhere_lethe_writes(pipeline, corpus):
+def test_no_raw_identifier_of_an_erased_subject_is_left_anywhere_lethe_writes(after_coalescing, corpus):
+    pipeline = after_coalescing
     settings, graph = pipeline["settings"], pipeline["graph"]
     erased = [r for r in list_requests(settings.state_dir) if r.status.value == "closed"]
-    assert erased, "runs after the coalescing test"
+    assert erased, "the coalesced run closed its requests"
     first, second = trained_customers(pipeline, corpus)[:2]
     needles = [v.encode() for c in (first, second) for v in (c["email"], c["name"], c["phone"])]
     dump = json.dumps(graph.read("MATCH (n) RETURN labels(n) AS l, properties(n) AS p"), default=str)
@@ -154,7 +168,8 @@ def test_no_raw_identifier_of_an_erased_subject_is_left_anywhere_lethe_writes(pi
     assert not hits, hits
 
 
-def test_killing_the_run_during_the_remedy_and_running_again_finishes_it_once(pipeline, corpus):
+def test_killing_the_run_during_the_remedy_and_running_again_finishes_it_once(scratch_pipeline, corpus):
+    pipeline = scratch_pipeline
     settings, graph, env = pipeline["settings"], pipeline["graph"], pipeline["env"]
     customer = trained_customers(pipeline, corpus)[2]
     request, _ = file_and_scope(erasure_context(settings, graph), intake(customer, "case-3"))
@@ -195,10 +210,11 @@ def test_killing_the_run_during_the_remedy_and_running_again_finishes_it_once(pi
     assert not leftovers, leftovers
 
 
-def test_a_remedy_that_fails_before_its_lineage_commit_leaves_the_old_adapter_served(pipeline, corpus):
+def test_a_remedy_that_fails_before_its_lineage_commit_leaves_the_old_adapter_served(scratch_pipeline, corpus):
     from erasure.remediation import RemedyOptions, remedy_adapter
     from erasure.remedy_lineage import path_of
 
+    pipeline = scratch_pipeline
     settings, graph = pipeline["settings"], pipeline["graph"]
     served = graph.read("MATCH (a:Adapter)-[:DEPLOYED_TO]->(:Deployment) RETURN a.id AS id, a.uri AS uri")[0]
     customer = trained_customers(pipeline, corpus)[3]
