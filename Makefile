@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test test-all bench neo4j-start neo4j-stop clean
+.PHONY: setup demo test test-slow test-all bench neo4j-start neo4j-stop clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,9 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
+
+test-slow: setup
+	$(VENV)/bin/python -m pytest -m "slow or gpu" $(PYTEST_ARGS)
 
 test-all: setup
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
