@@ -29,10 +29,8 @@ class ErasureRequestConfig(dg.Config):
 
 def _check_method(settings: Settings, config: ErasureRequestConfig) -> None:
     """Refuse an unknown method before any step runs, unless the request has nothing left to remedy."""
-    from erasure.attesting import scope_hashes
-
     steps = step_results(settings.state_dir, config.request_id)
-    if "remedy" in steps or ("scope" in steps and not scope_hashes(steps["scope"]["result"])):
+    if "remedy" in steps or ("scope" in steps and not steps.scope.included_ids()):
         return  # the registry loads torch: not worth it for a request no method will touch
     from unlearning.methods.registry import parse_config
 
@@ -55,7 +53,7 @@ def _progress(context: dg.OpExecutionContext):
 def _summary(settings: Settings, outcome: RequestOutcome) -> dict:
     """Where the request ended: status, verdict and its reasons, the steps this run did, the files."""
     steps = step_results(settings.state_dir, outcome.request_id)
-    verdict = outcome.verdict or steps.get("attest", {}).get("result", {}).get("verdict") or {}
+    verdict = outcome.verdict or (steps.attest.verdict.model_dump() if "attest" in steps else {})
     folder = request_dir(settings.state_dir, outcome.request_id)
     files = {name: folder / filename for name, filename in (("bundle", "attestation.bundle.json"),
                                                             ("report", "report.html"))}

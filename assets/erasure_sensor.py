@@ -22,7 +22,7 @@ def make_erasure_sensor(job, state_dir: str, minimum_interval_seconds: int = 30)
     def erasure_request_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         state = Path(state_dir)
         ready = [r.id for r in list_requests(state)
-                 if r.status is RequestState.OPEN and not set(STEPS) <= step_results(state, r.id).keys()]
+                 if r.status is RequestState.OPEN and not set(STEPS) <= set(step_results(state, r.id).names)]
         # A crashed run keeps its run key: it is re-launched by hand and resumes from its last step.
         return dg.SensorResult(
             run_requests=[dg.RunRequest(run_key=rid, run_config=erasure_run_config(rid),

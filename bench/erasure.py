@@ -68,14 +68,14 @@ def main(argv: list[str] | None = None) -> dict:
     if settings.uses_local_server and not os.environ.get("LETHE_BENCH_KEEP_NEO4J"):
         LocalNeo4j(settings).stop()
     steps = step_results(settings.state_dir, request.id)
-    scope = steps["scope"]["result"]
+    scope = steps.scope
     figures = {
         "benchmark": "erasure", "customers": args.customers, "records": len(corpus.records),
-        "shards": len(plan.shards), "scope_records": sum(r["decision"] == "included" for r in scope["records"]),
-        "near_duplicate_candidates": scope["candidates"], "pipeline_seconds": round(pipeline_seconds, 1),
+        "shards": len(plan.shards), "scope_records": sum(r.decision == "included" for r in scope.records),
+        "near_duplicate_candidates": scope.candidates, "pipeline_seconds": round(pipeline_seconds, 1),
         "end_to_end_seconds": round(filing + running, 1), "file_and_scope_seconds": round(filing, 1),
         "run_seconds": round(running, 1),
-        "steps_seconds": {name: round(step["seconds"], 2) for name, step in steps.items()},
+        "steps_seconds": {name: round(steps.file(name).seconds, 2) for name in steps.names},
         "remedy_stage_seconds": _remedy_stages(settings.state_dir),
         "verdict": outcome.verdict["status"],
     }

@@ -15,24 +15,23 @@ from pathlib import Path
 
 from attestation import (ErasurePredicateV2, build_statement, file_sha256, make_bundle, parse_checkpoint, scope_root,
                          sign_statement, subject)
+from erasure.identity import IdentityResult
 from erasure.requests import FiledRequest, request_dir
+from erasure.run_folder import RunSteps
+from erasure.run_folder.results import BlastResult, ManifestRef, ProbeReport
+from erasure.statistics import StatisticsResult
+from erasure.sweep import SweepResult
 from lineage.models import Attestation, Edge
 from lineage.store import GraphStore, queries
 from lineage.store.writers import LineageWriter
 from lineage.training_runs import CODE_VERSION
 
-__all__ = ["attest", "build_predicate", "scope_hashes"]
+__all__ = ["attest", "build_predicate"]
 
 KEY_ORDER = ("email", "account", "phone", "name")
 
 
-def scope_hashes(scope: dict) -> dict[str, str]:
-    """id -> content hash of the records in scope (included, by rule or by review)."""
-    return {r["id"]: r["content_sha256"] for r in scope["records"]
-            if r["decision"] in ("included", "included_reviewed")}
-
-
-def probe_summary(report: dict, own: dict[str, str], reference_auc: float | None = None,
+def probe_summary(report: ProbeReport, own: dict[str, str], reference_auc: float | None = None,
                   run: dict[str, tuple[float, bool]] | None = None, tests: int | None = None) -> dict:
     """A ProbeReport (JSON) as the predicate's ProbeSummary, restricted to this request's records.
 
@@ -40,46 +39,46 @@ def probe_summary(report: dict, own: dict[str, str], reference_auc: float | None
     (adapter, record) tests of every request (erasure.statistics); without it (older run folders), a
     record flags below alpha / scores / records probed (Bonferroni over this request alone).
     """
-    probed = [r for r in report["records"] if r["record_id"] in own]
-    threshold = report["per_score_threshold"] / max(1, tests if run is not None and tests else len(probed))
+    probed = [r for r in report.records if r.record_id in own]
+    threshold = report.per_score_threshold / max(1, tests if run is not None and tests else len(probed))
     records = []
     estimates = set()
     for r in probed:
-        scores = {k: float(v) for k, v in r["scores"].items() if isinstance(v, (int, float)) and math.isfinite(v)}
-        p_values = [p["value"] for p in r["p_values"].values()]
-        estimates.update(p["estimate"] for p in r["p_values"].values())
-        flagged = run[r["record_id"]][1] if run is not None and r["record_id"] in run else \
+        scores = {k: float(v) for k, v in r.scores.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+        p_values = [p.value for p in r.p_values.values()]
+        estimates.update(p.estimate for p in r.p_values.values())
+        flagged = run[r.record_id][1] if run is not None and r.record_id in run else \
             bool(p_values) and min(p_values) < threshold
-        records.append({"record_hash": own[r["record_id"]], "scores": scores,
+        records.append({"record_hash": own[r.record_id], "scores": scores,
                         "p_value": min(1.0, max(0.0, min(p_values))) if p_values else None, "flagged": flagged})
     tail = "normal" if any(e.startswith("normal") for e in estimates) else "empirical"
     correction = "holm over scores and the scope records of every request in the run" if run is not None \
         else "bonferroni over scores and scope records"
-    return {"adapter": report["adapter"], "adapter_sha256": report["adapter_sha256"],
-            "alpha": report["config"]["alpha"], "correction": correction,
-            "tail_estimate": tail, "thresholds": {s: threshold for s in report["scores"]},
-            "holdout": {s: {"n": max(1, int(report["holdout_stats"][s]["n"])),
-                            "mean": float(report["holdout_stats"][s]["mean"]),
-                            "std": float(report["holdout_stats"][s]["std"])} for s in report["scores"]},
+    return {"adapter": report.adapter, "adapter_sha256": report.adapter_sha256,
+            "alpha": report.config.alpha, "correction": correction,
+            "tail_estimate": tail, "thresholds": {s: threshold for s in report.scores},
+            "holdout": {s: {"n": max(1, int(report.holdout_stats[s]["n"])),
+                            "mean": float(report.holdout_stats[s]["mean"]),
+                            "std": float(report.holdout_stats[s]["std"])} for s in report.scores},
             "records_probed": len(records), "records_flagged": sum(r["flagged"] for r in records),
             "auc": _auc(report, reference_auc), "records": records}
 
 
-def _auc(report: dict, reference_auc: float | None) -> dict | None:
-    auc = report["auc"].get("ratio")
-    if auc is None or auc["forget"] < 1 or auc["holdout"] < 1:
+def _auc(report: ProbeReport, reference_auc: float | None) -> dict | None:
+    auc = report.auc.get("ratio")
+    if auc is None or auc.forget < 1 or auc.holdout < 1:
         return None
-    value = float(auc["value"])
-    people = auc.get("forget_people") is not None and auc.get("holdout_people") is not None
-    out = {"value": value, "ci_low": min(float(auc["ci_low"]), value), "ci_high": max(float(auc["ci_high"]), value),
+    value = float(auc.value)
+    people = auc.forget_people is not None and auc.holdout_people is not None
+    out = {"value": value, "ci_low": min(float(auc.ci_low), value), "ci_high": max(float(auc.ci_high), value),
            "ci_level": 0.95, "method": "bootstrap_people" if people else "bootstrap",
-           "n_scope": auc["forget"], "n_holdout": auc["holdout"], "reference_value": reference_auc}
+           "n_scope": auc.forget, "n_holdout": auc.holdout, "reference_value": reference_auc}
     if people:
-        out |= {"n_scope_people": auc["forget_people"], "n_holdout_people": auc["holdout_people"]}
+        out |= {"n_scope_people": auc.forget_people, "n_holdout_people": auc.holdout_people}
     return out
 
 
-def _manifest_change(graph: GraphStore, before: dict, after_version: str, targets: list[str],
+def _manifest_change(graph: GraphStore, before: ManifestRef, after_version: str, targets: list[str],
                      folder: Path) -> tuple[dict, list[str], dict[str, str]]:
     """Before/after manifest refs, non-inclusion proofs of the targets, reasons, and the manifest files."""
     plan = queries.dataset_plan(graph, after_version)
@@ -96,63 +95,59 @@ def _manifest_change(graph: GraphStore, before: dict, after_version: str, target
                 proof[side]["path"] = list(proof[side]["path"])
         proofs.append(proof)
     files = {}
-    for name, version in (("before", before["dataset_version"]), ("after", after_version)):
+    for name, version in (("before", before.dataset_version), ("after", after_version)):
         leaves = (after if name == "after" else queries.dataset_plan(graph, version).manifest).leaves
         path = folder / "manifests" / f"{name}-{hashlib.sha256(version.encode()).hexdigest()[:16]}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(leaf + "\n" for leaf in leaves), encoding="ascii")
         files[f"manifest:{name}:{version}"] = path
-    change = {"before": {"dataset_version": before["dataset_version"], "root": before["root"],
-                         "size": before["size"]},
+    change = {"before": before.model_dump(),
               "after": {"dataset_version": after_version, "root": after.root, "size": len(after.leaves)},
               "non_inclusion": proofs}
     return change, reasons, files
 
 
-def _run_flags(steps: dict[str, dict], phase: str) -> tuple[dict[tuple[str, str], tuple[float, bool]], int | None]:
+def _run_flags(steps: RunSteps, phase: str) -> tuple[dict[tuple[str, str], tuple[float, bool]], int | None]:
     """(adapter, record) -> (adjusted p, flagged) for one phase of the run's statistics, and the tests made."""
-    stats = steps.get("statistics", {}).get("result")
-    if stats is None:
+    if "statistics" not in steps:
         return {}, None
-    flags = {(r["adapter"], r["record_id"]): (r["p_adjusted"], r["flagged"]) for r in stats["records"]
-             if r["phase"] == phase}
-    return flags, stats["tests_before" if phase == "before" else "tests_after"]
+    stats = steps.statistics
+    flags = {(r.adapter, r.record_id): (r.p_adjusted, r.flagged) for r in stats.records if r.phase == phase}
+    return flags, stats.tests_before if phase == "before" else stats.tests_after
 
 
 def _for_adapter(flags: dict, adapter: str) -> dict[str, tuple[float, bool]] | None:
     return {rid: v for (a, rid), v in flags.items() if a == adapter} if flags else None
 
 
-def _remedy_evidence(graph: GraphStore, steps: dict[str, dict], own: dict[str, str], folder: Path) -> dict:
+def _remedy_evidence(graph: GraphStore, steps: RunSteps, own: dict[str, str], folder: Path) -> dict:
     """Per remedy: subjects, probe summaries before and after, utility and manifests; and the reasons."""
     targets = sorted(set(own.values()))
     before_flags, before_tests = _run_flags(steps, "before")
     after_flags, after_tests = _run_flags(steps, "after")
     out = {"methods": [], "subjects": {}, "before": [], "after": [], "utility_before": [], "utility_after": [],
            "manifests": [], "reasons": []}
-    for rm in steps["remedy"]["result"]["remedies"]:
-        out["methods"].append((rm["method"], rm["kind"], rm.get("config") or {}))
-        out["subjects"][f"adapter:before:{rm['old_adapter']}"] = rm["old_adapter_sha256"]
-        out["subjects"][f"adapter:after:{rm['new_adapter']}"] = rm["new_adapter_sha256"]
-        after_report = steps["probe_after"]["result"]["adapters"][rm["new_adapter"]]
-        before_report = steps["probe_before"]["result"]["adapters"][rm["old_adapter"]]
-        after_summary = probe_summary(after_report, own, None, _for_adapter(after_flags, rm["new_adapter"]),
-                                      after_tests)
-        reference = after_summary["auc"]["value"] if rm["kind"] == "exact" and after_summary["auc"] else None
+    for rm in steps.remedy.remedies:
+        out["methods"].append((rm.method, rm.kind, rm.config))
+        out["subjects"][f"adapter:before:{rm.old_adapter}"] = rm.old_adapter_sha256
+        out["subjects"][f"adapter:after:{rm.new_adapter}"] = rm.new_adapter_sha256
+        after_report = steps.probe_after.adapters[rm.new_adapter]
+        before_report = steps.probe_before.adapters[rm.old_adapter]
+        after_summary = probe_summary(after_report, own, None, _for_adapter(after_flags, rm.new_adapter), after_tests)
+        reference = after_summary["auc"]["value"] if rm.kind == "exact" and after_summary["auc"] else None
         out["before"].append(probe_summary(before_report, own, reference,
-                                           _for_adapter(before_flags, rm["old_adapter"]), before_tests))
+                                           _for_adapter(before_flags, rm.old_adapter), before_tests))
         out["after"].append({**after_summary, "auc": None if after_summary["auc"] is None else
                              {**after_summary["auc"], "reference_value": reference}})
         if after_summary["records_flagged"] and "statistics" not in steps:
-            out["reasons"].append(f"{after_summary['records_flagged']} scope record(s) still flag on {rm['new_adapter']}")
+            out["reasons"].append(f"{after_summary['records_flagged']} scope record(s) still flag on {rm.new_adapter}")
         for key, snapshot in (("nll_before", out["utility_before"]), ("nll_after", out["utility_after"])):
-            metrics = {f"{name}_nll": float(u[key]) for name, u in rm["utility"].items()}
+            metrics = {f"{name}_nll": float(getattr(u, key)) for name, u in rm.utility.items()}
             if metrics:
-                snapshot.append({"adapter": rm["old_adapter"] if key == "nll_before" else rm["new_adapter"],
+                snapshot.append({"adapter": rm.old_adapter if key == "nll_before" else rm.new_adapter,
                                  "metrics": metrics})
-        if rm["kind"] == "exact":
-            change, why, files = _manifest_change(graph, rm["old_manifest"], rm["new_dataset_version"], targets,
-                                                  folder)
+        if rm.kind == "exact":
+            change, why, files = _manifest_change(graph, rm.old_manifest, rm.new_dataset_version, targets, folder)
             out["manifests"].append(change)
             out["reasons"].extend(why)
             out["subjects"].update(files)
@@ -170,99 +165,92 @@ def _method(methods: list) -> dict:
     return {"name": name, "kind": kind, "config": _json_safe(config)}
 
 
-def build_predicate(graph: GraphStore, request: FiledRequest, steps: dict[str, dict],
+def _timings(steps: RunSteps) -> dict:
+    first = "identity" if "identity" in steps else "scope"
+    return {"started_at": steps.file(first).started_at, "finished_at": steps.file("erase_records").finished_at,
+            "steps_seconds": {name: round(float(steps.file(name).seconds), 3) for name in steps.names}}
+
+
+def build_predicate(graph: GraphStore, request: FiledRequest, steps: RunSteps,
                     folder: Path) -> tuple[dict, dict[str, str | Path]]:
     """The predicate (as a dict for ErasurePredicateV2) and the statement subjects (name -> digest or file)."""
-    own = scope_hashes(steps["scope"]["result"])
+    own = steps.scope.included_hashes()
     targets = sorted(set(own.values()))
     evidence = _remedy_evidence(graph, steps, own, folder)
-    erase = steps["erase_records"]
-    timings = {"started_at": datetime.fromisoformat(steps[_first_step(steps)]["started_at"]),
-               "finished_at": datetime.fromisoformat(erase["finished_at"]),
-               "steps_seconds": {k: round(float(v["seconds"]), 3) for k, v in steps.items()}}
-    base_sha = next((r["base_model_sha256"] for r in steps["probe_before"]["result"]["adapters"].values()), None)
+    base_sha = next((r.base_model_sha256 for r in steps.probe_before.adapters.values()), None)
     keys = request.subject_keys
     subject_key = next(keys[k] for k in (*KEY_ORDER, *sorted(keys)) if k in keys)
-    control = false_alarm_control(steps, own)
-    reasons = evidence["reasons"] + sweep_reasons(steps["sweep_after"]["result"]) + flag_reasons(steps)
+    reasons = evidence["reasons"] + sweep_reasons(steps.sweep_after) + flag_reasons(steps)
     if not targets:
         reasons.append("the request's scope is empty: no record of the subject was found")
     predicate = {
-        "attested_at": datetime.fromisoformat(erase["finished_at"]),
+        "attested_at": steps.file("erase_records").finished_at,
         "request": {"reference": request.id, "subject_key": subject_key, "regime": request.regime.value,
                     "received_at": request.received_at, "due_at": request.due_at,
                     "extended_due_at": request.extended_due_at, "extension_reason": request.extension_reason},
         "scope": {"record_count": len(targets), "root": scope_root(targets)},
-        "blast_radius": _blast(steps["blast_radius"]["result"]),
+        "blast_radius": _blast(steps.blast_radius),
         "method": _method(evidence["methods"]),
         "manifests": evidence["manifests"],
         "probes": {"before": evidence["before"], "after": evidence["after"]},
         "utility": {"before": evidence["utility_before"], "after": evidence["utility_after"]},
-        "timings": timings,
+        "timings": _timings(steps),
         "versions": {"code_version": CODE_VERSION, "base_model_sha256": base_sha or "0" * 64},
-        "identity": identity_summary(steps["identity"]["result"]),
-        "sweeps": {"before": sweep_summary(steps["sweep_before"]["result"]),
-                   "after": sweep_summary(steps["sweep_after"]["result"])},
-        "false_alarm_control": control,
-        "training": steps["blast_radius"]["result"]["training"],
+        "identity": identity_summary(steps.identity),
+        "sweeps": {"before": sweep_summary(steps.sweep_before), "after": sweep_summary(steps.sweep_after)},
+        "false_alarm_control": false_alarm_control(steps.statistics, own),
+        "training": steps.blast_radius.training,
         "verdict": {"status": "incomplete" if reasons else "erased", "reasons": list(dict.fromkeys(reasons))},
     }
     return predicate, evidence["subjects"]
 
 
-def _first_step(steps: dict[str, dict]) -> str:
-    return "identity" if "identity" in steps else "scope"
-
-
-def identity_summary(identity: dict) -> dict:
+def identity_summary(identity: IdentityResult) -> dict:
     """The identity as the predicate carries it: kinds, hops, decisions and counts (no keys, no values)."""
-    return {"expand": identity["expand"], "hops": identity["hops"],
-            "identifiers": [{"kind": i["kind"], "hop": i["hop"], "decision": i["decision"],
-                             "owned_records": i["owned_records"], "people": i["people"],
-                             "value_found": i["value_source"] is not None} for i in identity["identifiers"]],
-            "ambiguous_records": len(identity.get("ambiguous_records", []))}
+    return {"expand": identity.expand, "hops": identity.hops,
+            "identifiers": [{"kind": i.kind, "hop": i.hop, "decision": str(i.decision.value),
+                             "owned_records": i.owned_records, "people": i.people,
+                             "value_found": i.value_source is not None} for i in identity.identifiers],
+            "ambiguous_records": len(identity.ambiguous_records)}
 
 
-def sweep_summary(sweep: dict) -> dict:
+def sweep_summary(sweep: SweepResult) -> dict:
     """A sweep as the predicate carries it: counts, kinds, and its hits by content hash."""
-    return {"texts_scanned": sweep["texts_scanned"], "batch_lines_scanned": sweep["batch_lines_scanned"],
-            "training_texts_scanned": sweep["training_texts_scanned"], "identifier_kinds": sweep["identifier_kinds"],
-            "secrets": sweep["secrets"], "weak_hits": sweep["weak_hits"],
-            "hits": [{"record_hash": h["content_sha256"], "places": h["places"], "kinds": h["kinds"],
-                      "disposition": h["disposition"]} for h in sweep["hits"]]}
+    return {"texts_scanned": sweep.texts_scanned, "batch_lines_scanned": sweep.batch_lines_scanned,
+            "training_texts_scanned": sweep.training_texts_scanned, "identifier_kinds": sweep.identifier_kinds,
+            "secrets": sweep.secrets, "weak_hits": sweep.weak_hits,
+            "hits": [{"record_hash": h.content_sha256, "places": h.places, "kinds": h.kinds,
+                      "disposition": h.disposition} for h in sweep.hits]}
 
 
-def sweep_reasons(sweep: dict) -> list[str]:
+def sweep_reasons(sweep: SweepResult) -> list[str]:
     """Residue the sweep after the remedy found, one reason per record."""
     why = {"excluded_by_reviewer": " (a reviewer excluded it from the scope)",
            "not_held": " (in a batch file, not in the lineage graph)"}
-    return [f"record {h['record_id']} still holds the subject's {', '.join(h['kinds'])} "
-            f"({', '.join(h['places'])}){why.get(h['disposition'], '')}" for h in sweep["hits"]]
+    return [f"record {h.record_id} still holds the subject's {', '.join(h.kinds)} "
+            f"({', '.join(h.places)}){why.get(h.disposition, '')}" for h in sweep.hits]
 
 
-def flag_reasons(steps: dict) -> list[str]:
+def flag_reasons(steps: RunSteps) -> list[str]:
     """Records that still flag after the remedy with a cause (never a flag the run's statistics call chance)."""
-    stats = steps.get("statistics", {}).get("result")
-    if stats is None:
+    if "statistics" not in steps:
         return []
-    return [f"record {r['record_id']} still flags on {r['adapter']} (Holm-adjusted p = {r['p_adjusted']:.2g}): "
-            f"{r['cause']}" for r in stats["records"] if r["phase"] == "after" and r["flagged"] and r["cause"]]
+    return [f"record {r.record_id} still flags on {r.adapter} (Holm-adjusted p = {r.p_adjusted:.2g}): "
+            f"{r.cause}" for r in steps.statistics.flagged_after() if r.cause]
 
 
-def false_alarm_control(steps: dict, own: dict[str, str]) -> dict:
+def false_alarm_control(stats: StatisticsResult, own: dict[str, str]) -> dict:
     """The run's Holm control as the predicate carries it, with this request's flags after the remedy."""
-    stats = steps["statistics"]["result"]
-    flags = [{"adapter": r["adapter"], "record_hash": own[r["record_id"]], "p_value": min(1.0, r["p_value"]),
-              "p_adjusted": r["p_adjusted"], "cause": r["cause"]}
-             for r in stats["records"] if r["phase"] == "after" and r["flagged"] and r["record_id"] in own]
-    return {"method": stats["method"], "alpha": stats["alpha"], "run_requests": len(stats["run_requests"]),
-            "tests_before": stats["tests_before"], "tests_after": stats["tests_after"], "flags_after": flags}
+    flags = [{"adapter": r.adapter, "record_hash": own[r.record_id], "p_value": min(1.0, r.p_value),
+              "p_adjusted": r.p_adjusted, "cause": r.cause} for r in stats.flagged_after() if r.record_id in own]
+    return {"method": stats.method, "alpha": stats.alpha, "run_requests": len(stats.run_requests),
+            "tests_before": stats.tests_before, "tests_after": stats.tests_after, "flags_after": flags}
 
 
-def _blast(blast: dict) -> dict:
-    ids = {"datasets": sorted({d["id"] for d in blast["datasets"]}), "shards": sorted(set(blast["shards"])),
-           "runs": sorted(set(blast["runs"])), "adapters": sorted({a["id"] for a in blast["adapters"]}),
-           "deployments": sorted({d["id"] for d in blast["deployments"]})}
+def _blast(blast: BlastResult) -> dict:
+    ids = {"datasets": sorted({d.id for d in blast.datasets}), "shards": sorted(set(blast.shards)),
+           "runs": sorted(set(blast.runs)), "adapters": sorted({a.id for a in blast.adapters}),
+           "deployments": sorted({d.id for d in blast.deployments})}
     return {"counts": {k: len(v) for k, v in ids.items()}, "ids": ids}
 
 
@@ -278,7 +266,7 @@ def _json_safe(value):
     return str(value)
 
 
-def attest(state_dir: Path, graph: GraphStore, request: FiledRequest, steps: dict[str, dict]) -> dict:
+def attest(state_dir: Path, graph: GraphStore, request: FiledRequest, steps: RunSteps) -> dict:
     """Sign the request's statement, log it once, save the bundle, record the Attestation; the attest result."""
     from erasure.keyring import Keyring
 

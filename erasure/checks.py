@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 
-from erasure.filing import INCLUDED, link_scope
-from erasure.identity import IdentityResult
+from erasure.filing import link_scope
 from erasure.requests import FiledRequest
-from erasure.run_folder import save_step, step_results
+from erasure.run_folder import RunSteps, save_step, step_results
+from erasure.run_folder.results import ProbeReport, Remedy, ScopeResult, ScopeRow
 from erasure.context import ErasureContext
 from erasure.statistics import (METHOD, FamilyRecord, StatisticsResult, adjust_family, copies_in_training,
                                 family_tests, near_verbatim)
@@ -30,20 +30,18 @@ def _held(graph: GraphStore) -> dict[str, str]:
     return {row["id"]: "" for row in rows}
 
 
-def _scope_sets(scope: Mapping) -> tuple[set[str], set[str]]:
+def _scope_sets(scope: ScopeResult) -> tuple[set[str], set[str]]:
     """(records in scope, records a reviewer excluded)."""
-    records = scope["records"]
-    return ({r["id"] for r in records if r["decision"] in INCLUDED},
-            {r["id"] for r in records if r["decision"] == "excluded_reviewed"})
+    return set(scope.included_ids()), {r.id for r in scope.records if r.decision == "excluded_reviewed"}
 
 
-def _sweep(ctx: ErasureContext, steps: dict, phase: str, training=None) -> SweepResult:
-    identity = IdentityResult.model_validate(steps["identity"]["result"])
+def _sweep(ctx: ErasureContext, steps: RunSteps, phase: str, training=None) -> SweepResult:
+    identity = steps.identity
     content, keyer = ctx.open_content(), ctx.keyer
     held = _held(ctx.graph)
     corpus = content.get_many(sorted(held))
     needles = sweep_needles(ctx.graph, content, ctx.record_batches_dir, keyer, identity, corpus)
-    in_scope, excluded = _scope_sets(steps["scope"]["result"])
+    in_scope, excluded = _scope_sets(steps.scope)
     result = sweep(phase, needles, content, ctx.record_batches_dir, scope=in_scope, excluded=excluded,
                    held=held, training=training)
     content.close()
@@ -61,35 +59,36 @@ def sweep_before_step(ctx: ErasureContext, request: FiledRequest) -> None:
         for hit in result.hits:
             if hit.disposition == "joined_scope":
                 hit.disposition = "residue"
-    scope = steps["scope"]
-    records = {r["id"]: r for r in scope["result"]["records"]}
-    held = {row["id"]: row["sha"] for row in ctx.graph.read(
-        "UNWIND $ids AS id MATCH (r:Record {id: id}) RETURN r.id AS id, r.content_sha256 AS sha",
-        ids=[h.record_id for h in result.hits if h.disposition == "joined_scope"])}
-    for hit in result.hits:
-        if hit.disposition != "joined_scope":
-            continue
-        record = records.setdefault(hit.record_id, {
-            "id": hit.record_id, "content_sha256": held[hit.record_id], "reasons": [], "similarity": None,
-            "matched": None, "confirmation": None, "decision": "included", "identifiers": [], "shared_spans": {},
-            "via_keys": []})
-        record["reasons"] = sorted({*record["reasons"], "swept"})
-        record["identifiers"] = sorted({*record.get("identifiers", []), *hit.kinds})
-        record["decision"] = "included"
     if any(h.disposition == "joined_scope" for h in result.hits):
-        scope["result"]["records"] = sorted(records.values(), key=lambda r: (r["decision"] not in INCLUDED, r["id"]))
-        save_step(ctx.state_dir, request.id, "scope", datetime.fromisoformat(scope["started_at"]),
-                  scope["result"])
-        link_scope(ctx.graph, request.id, scope["result"])
+        scope = _join_scope(ctx, steps.scope, result)
+        save_step(ctx.state_dir, request.id, "scope", steps.file("scope").started_at, scope)
+        link_scope(ctx.graph, request.id, scope)
     save_step(ctx.state_dir, request.id, "sweep_before", started, result.model_dump(mode="json"))
 
 
-def training_ids(graph: GraphStore, remedies: Sequence[Mapping], scope: set[str]) -> set[str]:
+def _join_scope(ctx: ErasureContext, scope: ScopeResult, sweep_result: SweepResult) -> ScopeResult:
+    """The scope with the sweep's hits joined (reason `swept`), in scope first, then by id."""
+    joined = [h for h in sweep_result.hits if h.disposition == "joined_scope"]
+    held = {row["id"]: row["sha"] for row in ctx.graph.read(
+        "UNWIND $ids AS id MATCH (r:Record {id: id}) RETURN r.id AS id, r.content_sha256 AS sha",
+        ids=[h.record_id for h in joined])}
+    records = {r.id: r.model_copy() for r in scope.records}
+    for hit in joined:
+        record = records.setdefault(hit.record_id, ScopeRow(id=hit.record_id, content_sha256=held[hit.record_id],
+                                                           reasons=[], decision="included"))
+        record.reasons = sorted({*record.reasons, "swept"})
+        record.identifiers = sorted({*record.identifiers, *hit.kinds})
+        record.decision = "included"
+    ordered = sorted(records.values(), key=lambda r: (not r.included, r.id))
+    return scope.model_copy(update={"records": ordered})
+
+
+def training_ids(graph: GraphStore, remedies: Sequence[Remedy], scope: set[str]) -> set[str]:
     """What the adapters standing after the remedies trained on: the derived version's shards after an exact
     remedy; after an approximate one, the old version's records (less the scope it unlearned)."""
     ids: set[str] = set()
     for remedy in remedies:
-        version = remedy["new_dataset_version"] if remedy["kind"] == "exact" else remedy["old_manifest"]["dataset_version"]
+        version = remedy.new_dataset_version if remedy.kind == "exact" else remedy.old_manifest.dataset_version
         plan = queries.dataset_plan(graph, version)
         ids.update(rid for shard in plan.shards for rid, _ in shard.records)
     return ids - scope
@@ -99,17 +98,17 @@ def sweep_after_step(ctx: ErasureContext, request: FiledRequest) -> None:
     """Sweep after the remedy: every hit outside the scope is residue (the verdict names it)."""
     started = datetime.now(timezone.utc)
     steps = step_results(ctx.state_dir, request.id)
-    in_scope, _ = _scope_sets(steps["scope"]["result"])
-    training = training_ids(ctx.graph, steps["remedy"]["result"]["remedies"], in_scope)
+    in_scope, _ = _scope_sets(steps.scope)
+    training = training_ids(ctx.graph, steps.remedy.remedies, in_scope)
     result = _sweep(ctx, steps, "after", training)
     save_step(ctx.state_dir, request.id, "sweep_after", started, result.model_dump(mode="json"))
 
 
-def _reports(steps: Mapping) -> list[tuple[str, str, Mapping, set[str]]]:
-    in_scope, _ = _scope_sets(steps["scope"]["result"])
+def _reports(steps: RunSteps) -> list[tuple[str, str, ProbeReport, set[str]]]:
+    in_scope, _ = _scope_sets(steps.scope)
     out = []
-    for phase, name in (("before", "probe_before"), ("after", "probe_after")):
-        for adapter, report in steps[name]["result"]["adapters"].items():
+    for phase, probes in (("before", steps.probe_before), ("after", steps.probe_after)):
+        for adapter, report in probes.adapters.items():
             out.append((phase, adapter, report, in_scope))
     return out
 
@@ -140,15 +139,15 @@ def statistics_step(ctx: ErasureContext, requests: Sequence[FiledRequest], alpha
         save_step(ctx.state_dir, request.id, "statistics", started, result.model_dump(mode="json"))
 
 
-def _causes(ctx: ErasureContext, requests: Sequence[FiledRequest], steps: Mapping,
+def _causes(ctx: ErasureContext, requests: Sequence[FiledRequest], steps: Mapping[str, RunSteps],
             adjusted: Mapping) -> dict[str, dict[str, str]]:
     """Request id -> {flagged record -> why it is not chance}, for the records flagged after a remedy."""
     out: dict[str, dict[str, str]] = {}
     for request in requests:
-        remedies = steps[request.id]["remedy"]["result"]["remedies"]
-        kinds = {r["new_adapter"]: r["kind"] for r in remedies}
+        remedies = steps[request.id].remedy.remedies
+        kinds = {r.new_adapter: r.kind for r in remedies}
         flagged = {key[2] for key, (_, f) in adjusted.items() if f and key[0] == "after" and key[1] in kinds}
-        in_scope, _ = _scope_sets(steps[request.id]["scope"]["result"])
+        in_scope, _ = _scope_sets(steps[request.id].scope)
         flagged &= in_scope
         if not flagged:
             continue
@@ -157,16 +156,15 @@ def _causes(ctx: ErasureContext, requests: Sequence[FiledRequest], steps: Mappin
                        if f and key[0] == "after" and kinds.get(key[1]) == "approximate"}
         for rid in flagged & approximate:
             causes[rid] = "still looks memorized after an approximate method (no exact retrain)"
-        residue = [h for h in steps[request.id]["sweep_after"]["result"]["hits"] if "training" in h["places"]]
+        residue = [h for h in steps[request.id].sweep_after.hits if "training" in h.places]
         for rid in flagged - set(causes):
             if residue:
-                causes[rid] = (f"the new training set still holds the subject's {', '.join(residue[0]['kinds'])} "
-                               f"(record {residue[0]['record_id']})")
+                causes[rid] = (f"the new training set still holds the subject's {', '.join(residue[0].kinds)} "
+                               f"(record {residue[0].record_id})")
         rest = flagged - set(causes)
         if rest:
             training = training_ids(ctx.graph, remedies, in_scope)
-            identity = IdentityResult.model_validate(steps[request.id]["identity"]["result"])
-            causes.update(_copies(ctx, rest, training, in_scope, set(identity.keys())))
+            causes.update(_copies(ctx, rest, training, in_scope, set(steps[request.id].identity.keys())))
         out[request.id] = causes
     return out
 

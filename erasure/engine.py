@@ -19,9 +19,10 @@ from pathlib import Path
 from erasure.checks import statistics_step, sweep_after_step, sweep_before_step
 from erasure.errors import ReviewPendingError
 from erasure.filing import file_and_scope, resolve_request, review_scope, subject_record_status
-from erasure.remedy_runs import EngineOptions, probe_before, remedy_all, scope_ids
+from erasure.remedy_runs import EngineOptions, probe_before, remedy_all
 from erasure.requests import FiledRequest, RequestState, list_requests, load_request, request_dir, save_request
-from erasure.run_folder import STEPS, save_step, step_results
+from erasure.run_folder import STEPS, RunSteps, save_step, step_results
+from erasure.run_folder.results import ScopeResult
 from erasure.context import ErasureContext
 from lineage.local_files import write_private_text
 from lineage.models import Edge
@@ -47,9 +48,9 @@ class RequestOutcome:
     steps_run: list[str] = field(default_factory=list)
 
 
-def _blast_step(ctx: ErasureContext, request: FiledRequest, scope: dict) -> None:
+def _blast_step(ctx: ErasureContext, request: FiledRequest, scope: ScopeResult) -> None:
     started = datetime.now(timezone.utc)
-    radius = queries.blast_radius_of_records(ctx.graph, scope_ids(scope))
+    radius = queries.blast_radius_of_records(ctx.graph, scope.included_ids())
     merged_sources = {source for source, _ in radius.adapter_merged}
     top = [a.id for a in radius.adapters if a.id not in merged_sources and a.state in (None, "active")]
     rows = ctx.graph.read("MATCH (a:Adapter) WHERE a.id IN $ids RETURN a.id AS id, a.uri AS uri, a.sha256 AS sha",
@@ -105,10 +106,11 @@ def _select(state: Path, request_ids: Sequence[str] | None) -> list[FiledRequest
     return [load_request(state, rid) for rid in dict.fromkeys(request_ids)]
 
 
-def _outcome(state: Path, request: FiledRequest, steps: dict, steps_run: list[str]) -> RequestOutcome:
+def _outcome(state: Path, request: FiledRequest, steps: RunSteps, steps_run: list[str]) -> RequestOutcome:
     folder = request_dir(state, request.id)
-    return RequestOutcome(request.id, request.status.value, steps.get("attest", {}).get("result", {}).get("verdict"),
-                          folder / "attestation.bundle.json", folder / "report.html", steps_run)
+    verdict = steps.attest.verdict.model_dump() if "attest" in steps else None
+    return RequestOutcome(request.id, request.status.value, verdict, folder / "attestation.bundle.json",
+                          folder / "report.html", steps_run)
 
 
 def _prepare(ctx: ErasureContext, requests: list[FiledRequest],
@@ -147,19 +149,21 @@ def _before_remedy(ctx: ErasureContext, request: FiledRequest, outcome: RequestO
     _run_step(ctx, request, "sweep_before", outcome, say, "sweeping for the person before the remedy",
               lambda: sweep_before_step(ctx, request))
     _run_step(ctx, request, "blast_radius", outcome, say, "blast radius",
-              lambda: _blast_step(ctx, request, step_results(state, request.id)["scope"]["result"]))
-    _run_step(ctx, request, "probe_before", outcome, say, "probing the served adapters (before)",
-              lambda: probe_before(ctx, request,
-                                   scope_ids(step_results(state, request.id)["scope"]["result"]),
-                                   step_results(state, request.id)["blast_radius"]["result"]["served_adapters"]))
+              lambda: _blast_step(ctx, request, step_results(state, request.id).scope))
+
+    def probe() -> None:
+        steps = step_results(state, request.id)
+        probe_before(ctx, request, steps.scope.included_ids(), steps.blast_radius.served_adapters)
+
+    _run_step(ctx, request, "probe_before", outcome, say, "probing the served adapters (before)", probe)
 
 
 def _alpha(ctx: ErasureContext, requests: Sequence[FiledRequest]) -> float:
     """The probes' alpha (the run's family-wise rate), from the first probe report that has one."""
     for request in requests:
-        for report in step_results(ctx.state_dir, request.id).get("probe_before", {}) \
-                .get("result", {}).get("adapters", {}).values():
-            return float(report["config"]["alpha"])
+        steps = step_results(ctx.state_dir, request.id)
+        for report in steps.probe_before.adapters.values() if "probe_before" in steps else ():
+            return float(report.config.alpha)
     return DEFAULT_ALPHA
 
 
@@ -169,15 +173,14 @@ def _finish(ctx: ErasureContext, request: FiledRequest, outcome: RequestOutcome,
     from erasure.reporting import build_report, write_register
 
     state = ctx.state_dir
-    own = scope_ids(step_results(state, request.id)["scope"]["result"])
+    own = step_results(state, request.id).scope.included_ids()
     _run_step(ctx, request, "erase_records", outcome, say, "erasing the records (tombstones, texts, embeddings)",
               lambda: _erase_records(ctx, request, own))
     _run_step(ctx, request, "attest", outcome, say, "signing and logging the attestation",
               lambda: save_step(state, request.id, "attest", datetime.now(timezone.utc),
                                 attest(state, ctx.graph, request, step_results(state, request.id))))
-    steps = step_results(state, request.id)
-    verdict = steps["attest"]["result"]["verdict"]
-    request.status = RequestState.CLOSED if verdict["status"] == "erased" else RequestState.INCOMPLETE
+    verdict = step_results(state, request.id).attest.verdict
+    request.status = RequestState.CLOSED if verdict.status == "erased" else RequestState.INCOMPLETE
     save_request(state, ctx.graph, request)
 
     def report() -> None:
@@ -187,7 +190,7 @@ def _finish(ctx: ErasureContext, request: FiledRequest, outcome: RequestOutcome,
         save_step(state, request.id, "report", started, {"html": html.name})
 
     _run_step(ctx, request, "report", outcome, say, "writing the report", report)
-    outcome.status, outcome.verdict = request.status.value, verdict
+    outcome.status, outcome.verdict = request.status.value, verdict.model_dump()
     outcome.bundle = request_dir(state, request.id) / "attestation.bundle.json"
     outcome.report = request_dir(state, request.id) / "report.html"
 
@@ -208,7 +211,7 @@ def run_requests(ctx: ErasureContext, request_ids: Sequence[str] | None = None,
     for request in active:
         _before_remedy(ctx, request, outcomes[request.id], say)
     pending = [r for r in active if "remedy" not in step_results(state, r.id)]
-    family = sum(len(scope_ids(step_results(state, r.id)["scope"]["result"])) for r in pending)
+    family = sum(len(step_results(state, r.id).scope.included_ids()) for r in pending)
     remedy_all(ctx, pending, options, say, on_step, family)
     for request in pending:
         outcomes[request.id].steps_run += ["remedy", "probe_after"]

@@ -16,14 +16,13 @@ from erasure.identity import Decision, IdentityResult, recover_values, resolve_i
 from erasure.requests import (ErasureIntake, FiledRequest, RequestState, file_request, load_request, request_id_for,
                               request_lock, save_request)
 from erasure.run_folder import save_step, step_results
+from erasure.run_folder.results import ScopeResult
 from erasure.context import ErasureContext
 from lineage.models import Edge
 from lineage.store import GraphStore, queries
 from lineage.store.writers import LineageWriter
 
 __all__ = ["file_and_scope", "link_scope", "resolve_request", "review_scope"]
-
-INCLUDED = ("included", "included_reviewed")
 
 
 def file_and_scope(ctx: ErasureContext, intake: ErasureIntake, *, review: bool = False,
@@ -49,7 +48,7 @@ def resolve_request(ctx: ErasureContext, request: FiledRequest, given: Mapping[s
     steps = step_results(ctx.state_dir, request.id)
     started = datetime.now(timezone.utc)
     if "identity" in steps:
-        identity = IdentityResult.model_validate(steps["identity"]["result"])
+        identity = steps.identity.model_copy(deep=True)
     else:
         identity = resolve_identity(ctx.graph, {key: kind for kind, key in request.subject_keys.items()},
                                     expand=expand, hops=hops)
@@ -71,20 +70,20 @@ def resolve_request(ctx: ErasureContext, request: FiledRequest, given: Mapping[s
     started = datetime.now(timezone.utc)
     scope = resolve_scope(ctx.graph, content, identity, values, keyer, index_dir=ctx.index_dir)
     content.close()
-    save_step(ctx.state_dir, request.id, "scope", started, scope.as_json())
-    link_scope(ctx.graph, request.id, scope.as_json())
+    result = ScopeResult.model_validate(scope.as_json())
+    save_step(ctx.state_dir, request.id, "scope", started, result)
+    link_scope(ctx.graph, request.id, result)
     expanded = any(i.decision in (Decision.FOLLOWED, Decision.SHARED) for i in identity.identifiers)
     if request.review and (scope.borderline or expanded):
         request.status = RequestState.AWAITING_REVIEW
         save_request(ctx.state_dir, ctx.graph, request)
 
 
-def link_scope(graph: GraphStore, request_id: str, scope: Mapping) -> None:
+def link_scope(graph: GraphStore, request_id: str, scope: ScopeResult) -> None:
     """SCOPES edges from the request to exactly the records in scope (a reviewer's exclusion removes one)."""
-    ids = [r["id"] for r in scope["records"] if r["decision"] in INCLUDED]
-    edges = [Edge(source=request_id, target=r["id"], props={"reasons": ",".join(r["reasons"]),
-                                                            "decision": r["decision"]})
-             for r in scope["records"] if r["decision"] in INCLUDED]
+    ids = scope.included_ids()
+    edges = [Edge(source=request_id, target=r.id, props={"reasons": ",".join(r.reasons), "decision": r.decision})
+             for r in scope.records if r.included]
     LineageWriter(graph).edges("SCOPES", edges)
     graph.execute("MATCH (:ErasureRequest {id: $id})-[s:SCOPES]->(r:Record) WHERE NOT r.id IN $ids DELETE s",
                   id=request_id, ids=ids)
@@ -117,29 +116,28 @@ def review_scope(ctx: ErasureContext, request_id: str, include: Sequence[str],
     both = set(include) & set(exclude)
     if both:
         raise InvalidRequestError(f"records both included and excluded: {sorted(both)}")
-    document = steps["scope"]
-    records = {r["id"]: r for r in document["result"]["records"]}
-    unknown = [rid for rid in [*include, *exclude] if rid not in records or "owned" in records[rid]["reasons"]]
+    scope = steps.scope.model_copy(deep=True)
+    records = {r.id: r for r in scope.records}
+    unknown = [rid for rid in [*include, *exclude] if rid not in records or "owned" in records[rid].reasons]
     if unknown:
         raise InvalidRequestError(f"not reviewable records of this request's scope: {unknown}; review the records "
                          f"`lethe erase status {request_id}` lists that the subject does not own")
-    identity = IdentityResult.model_validate(steps["identity"]["result"]) if "identity" in steps else None
+    identity = steps.identity.model_copy(deep=True) if "identity" in steps else None
     dropped = _drop_identifiers(identity, drop_identifiers) if identity is not None and drop_identifiers else set()
     for record in records.values():
-        via = set(record.get("via_keys") or [])
-        if dropped and via and via <= dropped and record["decision"] in INCLUDED:
-            record["decision"] = "excluded_reviewed"
+        via = set(record.via_keys)
+        if dropped and via and via <= dropped and record.included:
+            record.decision = "excluded_reviewed"
     for rid in include:
-        records[rid]["decision"] = "included_reviewed"
+        records[rid].decision = "included_reviewed"
     for rid in exclude:
-        records[rid]["decision"] = "excluded_reviewed"
+        records[rid].decision = "excluded_reviewed"
     if dropped:
-        identity.records = [rid for rid in identity.records if records.get(rid, {}).get("decision") in INCLUDED]
-        save_step(ctx.state_dir, request_id, "identity", datetime.fromisoformat(steps["identity"]["started_at"]),
-                  identity.model_dump(mode="json"))
-    save_step(ctx.state_dir, request_id, "scope", datetime.fromisoformat(document["started_at"]), document["result"])
-    link_scope(ctx.graph, request_id, document["result"])
-    left = [r["id"] for r in records.values() if r["decision"] == "excluded_borderline"]
+        identity.records = [rid for rid in identity.records if rid in records and records[rid].included]
+        save_step(ctx.state_dir, request_id, "identity", steps.file("identity").started_at, identity)
+    save_step(ctx.state_dir, request_id, "scope", steps.file("scope").started_at, scope)
+    link_scope(ctx.graph, request_id, scope)
+    left = [r.id for r in records.values() if r.decision == "excluded_borderline"]
     if not left and request.status is RequestState.AWAITING_REVIEW:
         request.status = RequestState.OPEN
         save_request(ctx.state_dir, ctx.graph, request)
@@ -147,11 +145,11 @@ def review_scope(ctx: ErasureContext, request_id: str, include: Sequence[str],
             "dropped_identifiers": len(dropped)}
 
 
-def subject_record_status(graph: GraphStore, scope: Mapping) -> dict:
+def subject_record_status(graph: GraphStore, scope: ScopeResult) -> dict:
     """Whether the person's own records ever reached a fine-tune run, and the adapters that trained on records
     naming them (for `never trained` requests, said plainly in the report and the attestation)."""
-    owned = [r["id"] for r in scope["records"] if r["decision"] in INCLUDED and "owned" in r["reasons"]]
-    others = [r["id"] for r in scope["records"] if r["decision"] in INCLUDED and "owned" not in r["reasons"]]
+    owned = [r.id for r in scope.records if r.included and "owned" in r.reasons]
+    others = [r.id for r in scope.records if r.included and "owned" not in r.reasons]
     status = queries.training_status(graph, owned)
     trained = sum(1 for s in status.values() if s == "trained")
     held_out = sum(1 for s in status.values() if s == "held_out")

@@ -21,9 +21,10 @@ from erasure.remediation import RemedyOptions, RemedyRecord, probe_served_adapte
 from erasure.remedy_lineage import delete_weights, path_of, replacement_of
 from erasure.requests import FiledRequest, write_json_atomic
 from erasure.run_folder import save_step, step_results
+from erasure.run_folder.results import ProbeReport, ServedAdapter
 from erasure.context import ErasureContext
 
-__all__ = ["EngineOptions", "probe_before", "remedy_all", "scope_ids"]
+__all__ = ["EngineOptions", "probe_before", "remedy_all"]
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,6 @@ class EngineOptions:
     config: Mapping | None = None
     escalate: bool = True
     coalesce_window: timedelta = timedelta(hours=24)
-
-
-def scope_ids(scope: Mapping) -> list[str]:
-    """Ids of the records in scope (included by rule or by review), sorted."""
-    return sorted(r["id"] for r in scope["records"] if r["decision"] in ("included", "included_reviewed"))
 
 
 def _remedy_id(old_adapter: str, request_ids: Sequence[str]) -> str:
@@ -60,21 +56,19 @@ def _record_json(record: RemedyRecord, config: dict, request_ids: Sequence[str],
             "after": record.after.model_dump(mode="json") if record.after is not None else None}
 
 
-def _run_remedy(ctx: ErasureContext, adapter: dict, record_ids: list[str],
-                request_ids: list[str], before: dict | None, options: EngineOptions,
+def _run_remedy(ctx: ErasureContext, adapter: ServedAdapter, record_ids: list[str],
+                request_ids: list[str], before: ProbeReport | None, options: EngineOptions,
                 on_step: Callable | None, family_size: int) -> dict:
     """One remedy of one served adapter for the union of the requests' records; resumable."""
     from unlearning.methods.registry import parse_config
-    from unlearning.probes import ProbeReport
-
-    remedy_id = _remedy_id(adapter["id"], request_ids)
+    remedy_id = _remedy_id(adapter.id, request_ids)
     folder = ctx.state_dir / "remedies" / remedy_id
     final, pending = folder / "record.json", folder / "pending.json"
     if final.is_file():
         return json.loads(final.read_text(encoding="utf-8"))
     if pending.is_file():
         document = json.loads(pending.read_text(encoding="utf-8"))
-        if replacement_of(ctx.graph, adapter["id"], remedy_id) == document["new_adapter"]:
+        if replacement_of(ctx.graph, adapter.id, remedy_id) == document["new_adapter"]:
             # The lineage committed before the crash: finish deleting the old weights.
             old_weights = [(aid, Path(path)) for aid, path in document.pop("old_weights")]
             document["deleted_weights"] = delete_weights(ctx.graph, old_weights)
@@ -86,17 +80,16 @@ def _run_remedy(ctx: ErasureContext, adapter: dict, record_ids: list[str],
 
     def persist(record: RemedyRecord, old_weights: list[tuple[str, Path]]) -> None:
         chosen = config if not record.escalated else parse_config("retrain", None).model_dump(mode="json")
-        document = _record_json(record, chosen, request_ids, adapter["sha256"])
+        document = _record_json(record, chosen, request_ids, adapter.sha256)
         document["old_weights"] = [[aid, str(path)] for aid, path in old_weights]
         write_json_atomic(pending, document)
 
-    report = ProbeReport.model_validate(before) if before is not None else None
     remedy = RemedyOptions(options.method, options.config, options.escalate, family_size=family_size,
                            on_step=on_step)
-    record = remedy_adapter(ctx, path_of(adapter["uri"]), record_ids, remedy, before=report, remedy_id=remedy_id,
+    record = remedy_adapter(ctx, path_of(adapter.uri), record_ids, remedy, before=before, remedy_id=remedy_id,
                             before_commit=persist)
     if record.noop_reason:
-        document = {"remedy_id": remedy_id, "old_adapter": adapter["id"], "noop_reason": record.noop_reason,
+        document = {"remedy_id": remedy_id, "old_adapter": adapter.id, "noop_reason": record.noop_reason,
                     "coalesced_with": sorted(request_ids)}
     else:
         document = json.loads(pending.read_text(encoding="utf-8"))
@@ -110,16 +103,16 @@ def _run_remedy(ctx: ErasureContext, adapter: dict, record_ids: list[str],
 
 
 def probe_before(ctx: ErasureContext, request: FiledRequest, record_ids: list[str],
-                 served: list[dict]) -> None:
+                 served: list[ServedAdapter]) -> None:
     """Probe every served adapter the request reaches, before any remedy."""
     started = datetime.now(timezone.utc)
     adapters, noop = {}, []
     for adapter in served:
-        record = probe_served_adapter(ctx, path_of(adapter["uri"]), record_ids)
+        record = probe_served_adapter(ctx, path_of(adapter.uri), record_ids)
         if record.noop_reason:
-            noop.append({"adapter": adapter["id"], "reason": record.noop_reason})
+            noop.append({"adapter": adapter.id, "reason": record.noop_reason})
         else:
-            adapters[adapter["id"]] = record.before.model_dump(mode="json")
+            adapters[adapter.id] = record.before.model_dump(mode="json")
     save_step(ctx.state_dir, request.id, "probe_before", started, {"adapters": adapters, "noop": noop})
 
 
@@ -132,11 +125,11 @@ def remedy_all(ctx: ErasureContext, requests: list[FiledRequest], options: Engin
     remedy_started = datetime.now(timezone.utc)
     steps = {r.id: step_results(state, r.id) for r in requests}
     by_adapter: dict[str, list[FiledRequest]] = {}
-    adapters: dict[str, dict] = {}
+    adapters: dict[str, ServedAdapter] = {}
     for request in requests:
-        for adapter in steps[request.id]["blast_radius"]["result"]["served_adapters"]:
-            by_adapter.setdefault(adapter["id"], []).append(request)
-            adapters[adapter["id"]] = adapter
+        for adapter in steps[request.id].blast_radius.served_adapters:
+            by_adapter.setdefault(adapter.id, []).append(request)
+            adapters[adapter.id] = adapter
     documents: dict[str, list[dict]] = {r.id: [] for r in requests}
     for adapter_id, group in sorted(by_adapter.items()):
         group = sorted(group, key=lambda r: (r.received_at, r.id))
@@ -144,9 +137,8 @@ def remedy_all(ctx: ErasureContext, requests: list[FiledRequest], options: Engin
             first = group[0].received_at
             batch = [r for r in group if r.received_at - first <= options.coalesce_window]
             group = [r for r in group if r not in batch]
-            records = sorted({rid for r in batch for rid in scope_ids(steps[r.id]["scope"]["result"])})
-            before = steps[batch[0].id]["probe_before"]["result"]["adapters"].get(adapter_id) \
-                if len(batch) == 1 else None
+            records = sorted({rid for r in batch for rid in steps[r.id].scope.included_ids()})
+            before = steps[batch[0].id].probe_before.adapters.get(adapter_id) if len(batch) == 1 else None
             say(",".join(r.id for r in batch), f"remedy of {adapter_id} ({options.method}) for {len(records)} records")
             started = time.perf_counter()
             document = _run_remedy(ctx, adapters[adapter_id], records, [r.id for r in batch], before,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from erasure.report_evidence import evidence_section
 from erasure.report_inputs import STEPS, ReportInputs
-from erasure.run_folder.results import AttestResult, ProbeView, RemedyResult, ScopeResult, ServedAdapter, StepFile
+from erasure.run_folder.results import AttestResult, ProbeReport, RemedyResult, ScopeResult, ServedAdapter, StepFile
 from erasure.report_model import (BlastSection, Distribution, ErasureReport, Point, ProbePair, ProbeSection,
                                   ProbeSummary, RequestSection, ScopeSection, Stage, StepMark, Timeline,
                                   VerifySection, hmac_label)
@@ -94,7 +94,7 @@ def _blast_section(radius: BlastRadius, served: list[ServedAdapter]) -> BlastSec
                         depth_limit_hit=radius.depth_limit_hit, served_adapters=served)
 
 
-def _probe_summary(probe: ProbeView) -> ProbeSummary:
+def _probe_summary(probe: ProbeReport) -> ProbeSummary:
     """Flagged counts, AUCs and oriented distributions of one adapter's probe."""
     distributions, undrawn = {}, {}
     for score in probe.scores:
@@ -107,9 +107,8 @@ def _probe_summary(probe: ProbeView) -> ProbeSummary:
             points = [Point(record_id=r.record_id, value=v, flagged=r.flagged) for r in probe.records
                       if (v := oriented_score(score, r.scores.get(score))) is not None]
             distributions[score] = Distribution(holdout=stats, points=points)
-    alpha = probe.config.get("alpha")
     return ProbeSummary(adapter=probe.adapter, adapter_sha256=probe.adapter_sha256, records=len(probe.records),
-                        flagged=probe.flagged, alpha=alpha if isinstance(alpha, (int, float)) else None,
+                        flagged=probe.flagged, alpha=probe.config.alpha,
                         per_score_threshold=probe.per_score_threshold, holdout_ids=probe.holdout_ids,
                         holdout_false_flag_rate=probe.holdout_false_flag_rate, auc=probe.auc,
                         distributions=distributions, undrawn=undrawn, notes=probe.notes)

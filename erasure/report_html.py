@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from erasure.report_formatting import days, num, px, when
 from erasure.report_model import ErasureReport, RegisterRow
-from erasure.report_view import near_duplicate_of, report_view, shown_ids, sorted_json
+from erasure.report_view import near_duplicate_of, report_view, shown_ids
 
 __all__ = ["render_register", "render_report"]
 
@@ -31,7 +31,7 @@ def environment() -> Environment:
     env = Environment(loader=PackageLoader("erasure", "templates"), autoescape=True, undefined=StrictUndefined,
                       finalize=_finalize, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(when=when, num=num, days=days, px=px, near_duplicate_of=near_duplicate_of,
-                       shown_ids=shown_ids, sorted_json=sorted_json)
+                       shown_ids=shown_ids)
     return env
 
 

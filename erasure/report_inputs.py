@@ -19,12 +19,12 @@ from attestation.identifier_guard import find_identifiers
 from erasure.errors import ErasureError
 from erasure.requests import FiledRequest, RequestNotFoundError, request_dir
 from erasure.run_folder.files import ATTESTED_STEPS
-from erasure.run_folder.results import (RESULT_MODELS, AttestResult, Auc, BlastServed, EraseResult, ProbeResult,
-                                        ProbeView, RemedyResult, ScopeResult, ScopeRow, ServedAdapter, StepFile,
+from erasure.run_folder.files import describe
+from erasure.run_folder.results import (RESULT_MODELS, AttestResult, AucReport, BlastResult, EraseResult, ProbeReport,
+                                        ProbeResult, RemedyResult, ScopeResult, ScopeRow, ServedAdapter, StepFile,
                                         Verdict)
-from lineage.impact import BlastRadius
 
-__all__ = ["STEPS", "AttestResult", "Auc", "EraseResult", "ProbeView", "RemedyResult", "ReportError",
+__all__ = ["STEPS", "AttestResult", "AucReport", "EraseResult", "ProbeReport", "RemedyResult", "ReportError",
            "ReportInputs", "ScopeResult", "ScopeRow", "ServedAdapter", "StepFile", "Verdict", "guard",
            "load_report_inputs", "read_attest_step"]
 
@@ -55,11 +55,6 @@ def guard(value: Any, where: str) -> None:
                           "ids, hashes and figures, so none was written. Remove or hash the value in that file")
 
 
-def _describe(exc: ValidationError) -> str:
-    """Where and what is wrong, without the input values (they could be personal data)."""
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '$'}: {e['msg']}" for e in exc.errors()[:5])
-
-
 def _read_json(path: Path) -> Any:
     """A run-folder JSON file, guarded; ReportError names the file when it is unreadable or unsafe."""
     try:
@@ -75,7 +70,7 @@ def _validate(model: type[BaseModel], value: Any, path: Path, what: str) -> Any:
     try:
         return model.model_validate(value)
     except ValidationError as exc:
-        raise ReportError(f"{path}: {what} does not match the run-folder format: {_describe(exc)}") from None
+        raise ReportError(f"{path}: {what} does not match the run-folder format: {describe(exc)}") from None
 
 
 def _read_step(path: Path) -> StepFile:
@@ -86,8 +81,8 @@ def _read_step(path: Path) -> StepFile:
 def _step_result(name: str, step: StepFile, path: Path) -> Any:
     """The typed result of one step."""
     if name == "blast_radius":
-        extra = _validate(BlastServed, step.result, path, "the blast_radius result")
-        return _validate(BlastRadius, step.result, path, "the blast_radius result"), extra.served_adapters, extra.training
+        blast = _validate(BlastResult, step.result, path, "the blast_radius result")
+        return blast, blast.served_adapters, blast.training.model_dump()
     if name in ("probe_before", "probe_after"):
         return _validate(ProbeResult, step.result, path, f"the {name} result").adapters
     return _validate(RESULT_MODELS[name], step.result, path, f"the {name} result")

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from erasure.run_folder.results import Auc, EraseResult, RemedyResult, ScopeRow, ServedAdapter, Verdict
+from erasure.run_folder.results import AucReport, EraseResult, RemedyResult, ScopeRow, ServedAdapter, Verdict
 from erasure.statistics import FamilyRecord
 from erasure.sweep import SweepResult
 
@@ -132,7 +132,7 @@ class ProbeSummary(BaseModel):
     per_score_threshold: float
     holdout_ids: int
     holdout_false_flag_rate: float
-    auc: dict[str, Auc]
+    auc: dict[str, AucReport]
     distributions: dict[str, Distribution]
     undrawn: dict[str, str]  # score -> why it has no chart
     notes: list[str]

@@ -5,7 +5,6 @@ Pure: from an `ErasureReport` to plain values; `templates/*.j2` turn them into m
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +14,7 @@ from erasure.report_formatting import num, when
 from erasure.run_folder.results import ScopeRow
 from erasure.report_model import ErasureReport, ProbeSummary
 
-__all__ = ["SHOWN_IDS", "ProbePairView", "ReportView", "near_duplicate_of", "report_view", "shown_ids",
-           "sorted_json"]
+__all__ = ["SHOWN_IDS", "ProbePairView", "ReportView", "near_duplicate_of", "report_view", "shown_ids"]
 
 SHOWN_IDS = 40  # ids listed per blast-radius stage on the page (the JSON has them all)
 _FIGURES = ["flagged records", "alpha (threshold)", "holdout records", "holdout false-flag rate"]
@@ -52,11 +50,6 @@ def shown_ids(ids: list[str]) -> str:
     """The first SHOWN_IDS ids, and how many more there are."""
     more = f" … and {len(ids) - SHOWN_IDS} more" if len(ids) > SHOWN_IDS else ""
     return ", ".join(ids[:SHOWN_IDS]) + more
-
-
-def sorted_json(value: Any) -> str:
-    """A value as JSON with sorted keys (a failed remedy's record, shown as is)."""
-    return json.dumps(value, sort_keys=True)
 
 
 def _auc(summary: ProbeSummary | None, score: str) -> str:

@@ -19,6 +19,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
+from unlearning.probes.report import ProbeReport, RecordProbe
+
 __all__ = ["FamilyRecord", "StatisticsResult", "holm_adjusted", "holm_flags", "record_p_value"]
 
 METHOD = "holm"
@@ -56,9 +58,9 @@ class StatisticsResult(BaseModel):
         return [r for r in self.records if r.phase == "after" and r.flagged]
 
 
-def record_p_value(record: Mapping, scores: int) -> float | None:
+def record_p_value(record: RecordProbe, scores: int) -> float | None:
     """A probed record's p-value: its smallest per-score p-value times the number of scores (capped at 1)."""
-    values = [float(p["value"]) for p in record.get("p_values", {}).values()]
+    values = [float(p.value) for p in record.p_values.values()]
     return min(1.0, min(values) * max(1, scores)) if values else None
 
 
@@ -74,27 +76,27 @@ def holm_adjusted(p_values: Sequence[float], family_size: int | None = None) -> 
     return adjusted
 
 
-def holm_flags(report, record_ids: Collection[str], alpha: float, family_size: int) -> tuple[str, ...]:
+def holm_flags(report: ProbeReport, record_ids: Collection[str], alpha: float, family_size: int) -> tuple[str, ...]:
     """Records of a ProbeReport flagged by Holm at `alpha` in a family of `family_size` tests (for escalation)."""
     scores = len(report.scores)
-    probed = [(r.record_id, record_p_value(r.model_dump(), scores)) for r in report.records
+    probed = [(r.record_id, record_p_value(r, scores)) for r in report.records
               if r.record_id in record_ids]
     probed = [(rid, p) for rid, p in probed if p is not None]
     adjusted = holm_adjusted([p for _, p in probed], family_size)
     return tuple(rid for (rid, _), q in zip(probed, adjusted) if q <= alpha)
 
 
-def family_tests(reports: Iterable[tuple[str, str, Mapping, Collection[str]]]) -> dict[tuple[str, str, str], float]:
+def family_tests(reports: Iterable[tuple[str, str, ProbeReport, Collection[str]]]) -> dict[tuple[str, str, str], float]:
     """(phase, adapter, record) -> p-value over (phase, adapter, probe report, records) of every request;
     a record two requests share counts once."""
     tests = {}
     for phase, adapter, report, records in reports:
-        scores = len(report.get("scores", [])) or 1
-        for record in report.get("records", []):
-            if record["record_id"] in records:
+        scores = len(report.scores) or 1
+        for record in report.records:
+            if record.record_id in records:
                 p = record_p_value(record, scores)
                 if p is not None:
-                    tests[(phase, adapter, record["record_id"])] = p
+                    tests[(phase, adapter, record.record_id)] = p
     return tests
 
 

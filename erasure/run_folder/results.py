@@ -1,7 +1,8 @@
-"""The pydantic models of a run folder's step files and of each step's result, as the engine writes them.
+"""The pydantic models of a run folder's step files and of every step's result, as the engine writes them.
 
-Readers (the report, and whoever needs a step's figures) validate a step file against these; a field a
-reader does not use is ignored, so a model names what is read, never more.
+`save_step` checks each result against its model before writing it, and readers (the engine's later steps,
+the attestation, the report, the CLI, the API, the demo) read results through the same models, so a field
+cannot be written one way and read another. Every model forbids fields it does not name.
 """
 
 from __future__ import annotations
@@ -11,22 +12,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from attestation.predicate_v2 import Training
 from erasure.identity import IdentityResult
+from erasure.scope import INCLUDED
 from erasure.statistics import StatisticsResult
 from erasure.sweep import SweepResult
+from lineage.impact import BlastRadius
+from unlearning.probes.report import AucReport, ProbeReport
 
-__all__ = ["AttestResult", "Attempt", "Auc", "BlastServed", "DeletedWeights", "EraseResult", "Noop", "ProbeResult",
-           "ProbeView", "ProbedRecord", "RESULT_MODELS", "Remedy", "RemedyResult", "ScopeResult", "ScopeRow",
-           "ServedAdapter", "StepFile", "StepView", "Utility", "Verdict"]
-
-
-class StepView(BaseModel):
-    """A reading of a run-folder file: fields the report uses, others ignored (they never reach it)."""
-
-    model_config = ConfigDict(extra="ignore")
+__all__ = ["AttestResult", "Attempt", "AucReport", "BlastResult", "DeletedWeights", "EraseResult", "ManifestRef",
+           "Noop", "ProbeReport", "ProbeResult", "RESULT_MODELS", "Remedy", "RemedyResult", "ReportResult",
+           "ScopeResult", "ScopeRow", "ServedAdapter", "StepFile", "StepModel", "Utility", "Verdict"]
 
 
-class StepFile(StepView):
+class StepModel(BaseModel):
+    """A part of a run-folder file: every field named, none other accepted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StepFile(StepModel):
     """One `steps/<name>.json`: when the step ran and what it found."""
 
     step: str
@@ -36,7 +41,7 @@ class StepFile(StepView):
     result: dict[str, Any]
 
 
-class ScopeRow(StepView):
+class ScopeRow(StepModel):
     """One record of the scope, by id and hash."""
 
     id: str
@@ -48,9 +53,14 @@ class ScopeRow(StepView):
     confirmation: str | None = None  # what confirmed a near-duplicate beyond cosine
     identifiers: list[str] = []  # identifier kinds found in it
     shared_spans: dict[str, int] = {}  # kinds of the rare spans it shares with the scope
+    via_keys: list[str] = []  # the identity's keys (HMACs) that brought it
+
+    @property
+    def included(self) -> bool:
+        return self.decision in INCLUDED
 
 
-class ScopeResult(StepView):
+class ScopeResult(StepModel):
     """The scope step's result."""
 
     records: list[ScopeRow]
@@ -59,54 +69,47 @@ class ScopeResult(StepView):
     candidates: int | None = None
     notes: list[str] = []
 
+    def included_ids(self) -> list[str]:
+        """Ids of the records in scope (included by rule or by review), sorted."""
+        return sorted(r.id for r in self.records if r.included)
 
-class ServedAdapter(StepView):
+    def included_hashes(self) -> dict[str, str]:
+        """id -> content hash of the records in scope."""
+        return {r.id: r.content_sha256 for r in self.records if r.included}
+
+
+class ServedAdapter(StepModel):
     """An adapter that serves a deployment."""
 
     id: str
     uri: str
+    sha256: str | None = None
 
 
-class ProbedRecord(StepView):
-    """A scope record's raw scores and verdict in one probe."""
+class BlastResult(BlastRadius):
+    """The blast_radius step's result: the subgraph, the adapters serving deployments, the training status."""
 
-    record_id: str
-    scores: dict[str, float | int | None]
-    flagged: bool
-    flagged_by: list[str] = []
+    model_config = ConfigDict(extra="forbid")
 
-
-class Auc(StepView):
-    """Forget-vs-holdout AUC of one score with its interval."""
-
-    value: float
-    ci_low: float
-    ci_high: float
-    forget: int
-    holdout: int
-    forget_people: int | None = None  # set when the interval resampled people, then their texts
-    holdout_people: int | None = None
+    served_adapters: list[ServedAdapter] = []
+    training: Training
 
 
-class ProbeView(StepView):
-    """The parts of `unlearning.probes.report.ProbeReport` the report shows."""
+class Noop(StepModel):
+    """An adapter a probe or a remedy left alone, and why."""
 
     adapter: str
-    adapter_sha256: str
-    config: dict[str, Any]
-    per_score_threshold: float
-    scores: list[str]
-    holdout_ids: int
-    holdout_stats: dict[str, dict[str, float | int]]
-    holdout_false_flag_rate: float
-    records: list[ProbedRecord]
-    flagged: list[str]
-    auc: dict[str, Auc]
-    notes: list[str] = []
-    seconds: float
+    reason: str
 
 
-class Attempt(StepView):
+class ProbeResult(StepModel):
+    """A probe step's result: one probe report per adapter, and the adapters it could not probe."""
+
+    adapters: dict[str, ProbeReport]
+    noop: list[Noop] = []
+
+
+class Attempt(StepModel):
     """One remedy attempt (a method run and probed again)."""
 
     method: str
@@ -115,9 +118,10 @@ class Attempt(StepView):
     steps: int | None = None
     seconds: float | None = None
     flagged_after: list[str] = []
+    details: dict[str, Any] = {}  # what the method reports of itself (shards retrained, seeds, losses)
 
 
-class Utility(StepView):
+class Utility(StepModel):
     """Mean NLL of a record set under the old and the new adapter."""
 
     records: int
@@ -126,7 +130,7 @@ class Utility(StepView):
     relative_change: float
 
 
-class DeletedWeights(StepView):
+class DeletedWeights(StepModel):
     """Weights deleted from the model store, with the digest of what was deleted."""
 
     adapter: str
@@ -134,44 +138,48 @@ class DeletedWeights(StepView):
     deleted_at: datetime
 
 
-class Remedy(StepView):
+class ManifestRef(StepModel):
+    """The dataset version an adapter trained on: its id, manifest root and size."""
+
+    dataset_version: str
+    root: str
+    size: int
+
+
+class Remedy(StepModel):
     """What one remedy did to one served adapter."""
 
     remedy_id: str
     old_adapter: str
     old_adapter_sha256: str | None = None
-    new_adapter: str | None = None
-    new_adapter_sha256: str | None = None
+    new_adapter: str
+    new_adapter_path: str | None = None
+    new_adapter_sha256: str
     requested_method: str | None = None
     method: str
     kind: Literal["exact", "approximate"]
+    config: dict[str, Any] = {}
     escalated: bool
     escalation_reason: str | None = None
     attempts: list[Attempt] = []
     utility: dict[str, Utility] = {}
     deleted_weights: list[DeletedWeights] = []
     new_dataset_version: str | None = None
+    old_manifest: ManifestRef | None = None
     coalesced_with: list[str] = []
     still_flagged: list[str] = []
+    stage_seconds: dict[str, float] = {}
     seconds: float
 
 
-class Noop(StepView):
-    """An adapter the remedy left alone, and why."""
-
-    adapter: str
-    reason: str
-
-
-class RemedyResult(StepView):
+class RemedyResult(StepModel):
     """The remedy step's result."""
 
     remedies: list[Remedy]
     noop: list[Noop] = []
-    failed: list[dict[str, Any]] = []
 
 
-class EraseResult(StepView):
+class EraseResult(StepModel):
     """The erase_records step's result: what was deleted at the source (counts only)."""
 
     records: int
@@ -181,14 +189,14 @@ class EraseResult(StepView):
     batch_lines_removed: dict[str, int] = {}
 
 
-class Verdict(StepView):
+class Verdict(StepModel):
     """The attested verdict."""
 
     status: Literal["erased", "incomplete"]
     reasons: list[str] = []
 
 
-class AttestResult(StepView):
+class AttestResult(StepModel):
     """The attest step's result."""
 
     bundle: str
@@ -196,22 +204,16 @@ class AttestResult(StepView):
     log_index: int
     verdict: Verdict
     registry: str
+    subjects: dict[str, str] = {}
 
 
-class BlastServed(StepView):
-    """The adapters serving deployments, listed beside the blast radius."""
+class ReportResult(StepModel):
+    """The report step's result: the report's file name."""
 
-    served_adapters: list[ServedAdapter] = []
-    training: dict[str, Any] | None = None  # whether the subject's own records were trained on
-
-
-class ProbeResult(StepView):
-    """A probe step's result: one probe report per adapter."""
-
-    adapters: dict[str, ProbeView]
+    html: str
 
 
-RESULT_MODELS: dict[str, type[BaseModel]] = {"scope": ScopeResult, "remedy": RemedyResult, "erase_records": EraseResult,
-                                         "attest": AttestResult, "identity": IdentityResult,
-                                         "sweep_before": SweepResult, "sweep_after": SweepResult,
-                                         "statistics": StatisticsResult}
+RESULT_MODELS: dict[str, type[BaseModel]] = {
+    "identity": IdentityResult, "scope": ScopeResult, "sweep_before": SweepResult, "blast_radius": BlastResult,
+    "probe_before": ProbeResult, "remedy": RemedyResult, "probe_after": ProbeResult, "sweep_after": SweepResult,
+    "statistics": StatisticsResult, "erase_records": EraseResult, "attest": AttestResult, "report": ReportResult}

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
-import pathlib
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi import APIRouter, Path, Response
 
 import lethe.api.responses as responses
 from lethe.api.auth import Role
@@ -17,8 +15,8 @@ from lethe.api.schemas import (REQUEST_ID_PATTERN, ConflictProblem, ExtensionBod
                                  IdentifierOut, Problem, RequestProgress, RequestSummary, ScopeCounts, VerdictOut)
 from lethe.api.services import ServicesDep
 from erasure.filing import file_and_scope
-from erasure.requests import extend_request, load_request, request_dir
-from erasure.run_folder import step_results
+from erasure.requests import extend_request, load_request
+from erasure.run_folder import RunSteps, step_results
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +51,8 @@ def build_router() -> APIRouter:
     def request_status(request_id: RequestId, svc: ServicesDep) -> RequestProgress:
         """Where a request stands: status, deadlines, the steps done and, once attested, the verdict."""
         request = load_request(svc.state_dir, request_id)
-        steps = request_dir(svc.state_dir, request_id) / "steps"
-        done = sorted(p.stem for p in steps.glob("*.json")) if steps.is_dir() else []
-        return RequestProgress.of(request, steps_done=done, verdict=_verdict(steps / "attest.json"))
+        steps = step_results(svc.state_dir, request_id)
+        return RequestProgress.of(request, steps_done=sorted(steps.names), verdict=_verdict(steps))
 
     @router.post("/{request_id}/extension", response_model=RequestSummary, **only(Role.LEGAL),
                  responses={**responses.NO_REQUEST, **NOT_EXTENDED, **responses.TOO_LARGE})
@@ -69,32 +66,20 @@ def build_router() -> APIRouter:
     return router
 
 
-def _filed_out(filed, steps: dict) -> FiledRequestOut:
+def _filed_out(filed, steps: RunSteps) -> FiledRequestOut:
     """The filing's answer: the request, the identity found (kinds and decisions) and the scope's counts."""
-    identity = steps.get("identity", {}).get("result", {}).get("identifiers", [])
-    records = steps.get("scope", {}).get("result", {}).get("records")
+    identity = steps.identity.identifiers if "identity" in steps else []
+    records = steps.scope.records if "scope" in steps else None
     scope = None if records is None else ScopeCounts(
-        in_scope=sum(r["decision"] in ("included", "included_reviewed") for r in records),
-        borderline=sum(r["decision"] == "excluded_borderline" for r in records),
-        per_reason=dict(Counter(reason for r in records for reason in r["reasons"])))
+        in_scope=sum(r.included for r in records),
+        borderline=sum(r.decision == "excluded_borderline" for r in records),
+        per_reason=dict(Counter(reason for r in records for reason in r.reasons)))
     return FiledRequestOut.of(filed, scope=scope, identity=[
-        IdentifierOut(kind=i["kind"], hop=i["hop"], decision=i["decision"], owned_records=i["owned_records"],
-                      people=i["people"], value_found=i["value_source"] is not None, linked_by=i["linked_by"])
+        IdentifierOut(kind=i.kind, hop=i.hop, decision=i.decision.value, owned_records=i.owned_records,
+                      people=i.people, value_found=i.value_source is not None, linked_by=i.linked_by)
         for i in identity])
 
 
-def _verdict(attest_step: pathlib.Path) -> VerdictOut | None:
-    """The verdict the attest step recorded (`result.verdict`: status and reasons), or None before it ran."""
-    if not attest_step.is_file():
-        return None
-    try:
-        data = json.loads(attest_step.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise HTTPException(500, f"{attest_step.name} of this request is not valid JSON ({exc.msg}); "
-                                 "rerun the attest step") from None
-    verdict = data.get("result", {}).get("verdict") if isinstance(data, dict) else None
-    try:
-        return VerdictOut.model_validate(verdict)
-    except ValueError:
-        log.warning("%s holds no valid result.verdict; reporting the request's verdict as unknown", attest_step)
-        return None
+def _verdict(steps: RunSteps) -> VerdictOut | None:
+    """The verdict the attest step recorded (status and reasons), or None before it ran."""
+    return VerdictOut(**steps.attest.verdict.model_dump()) if "attest" in steps else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
@@ -16,6 +17,10 @@ from lethe.pipeline_runner import INGEST_ASSETS, TRAIN_ASSETS, materialize, regi
 from lethe.settings import Settings, demo_settings
 from lineage.keys import IdentifierKind
 from lineage.store import queries
+
+if TYPE_CHECKING:  # the CLI imports the erasure domain only when a command needs it
+    from erasure.run_folder import RunSteps
+    from erasure.run_folder.results import ProbeReport
 
 console = render.console
 BATCHES = 2
@@ -152,24 +157,24 @@ def _erase_customers(settings: Settings, graph, corpus, plan, customer: dict, se
                                 on_event=lambda rid, what: s.update(f"{rid}: {what}…"))
     steps = [step_results(settings.state_dir, rid) for rid in ids]
     first = steps[0]
-    served = first["blast_radius"]["result"]["served_adapters"]
-    console.print(f"[bold]7.[/] blast radius of customer #{customer['index']}: {len(served)} served adapter(s), "
-                  f"{len(first['blast_radius']['result']['shards'])} shard(s), "
-                  f"{len(first['blast_radius']['result']['deployments'])} deployment(s); the others share them")
+    blast = first.blast_radius
+    console.print(f"[bold]7.[/] blast radius of customer #{customer['index']}: {len(blast.served_adapters)} served "
+                  f"adapter(s), {len(blast.shards)} shard(s), {len(blast.deployments)} deployment(s); "
+                  "the others share them")
     keyring = Keyring.open(settings.state_dir)
     registry = KeyRegistry.load(keyring.registry_path)
     console.print(_queue_table(customers, outcomes, steps, registry))
-    for adapter_id, report in first["probe_before"]["result"]["adapters"].items():
-        console.print(f"    before, customer #{customer['index']}: {len(report['flagged'])} of "
-                      f"{len(report['records'])} records flagged on {adapter_id}; {_evidence(report)}")
-    for remedy in first["remedy"]["result"]["remedies"]:
-        retain = remedy["utility"].get("retain", {}).get("relative_change")
-        console.print(f"[bold]8.[/] one remedy for all {len(ids)} requests: {remedy['method']} ({remedy['kind']}), "
-                      f"{remedy['old_adapter']} → {remedy['new_adapter']}"
+    for adapter_id, report in first.probe_before.adapters.items():
+        console.print(f"    before, customer #{customer['index']}: {len(report.flagged)} of "
+                      f"{len(report.records)} records flagged on {adapter_id}; {_evidence(report)}")
+    for remedy in first.remedy.remedies:
+        retain = remedy.utility["retain"].relative_change if "retain" in remedy.utility else None
+        console.print(f"[bold]8.[/] one remedy for all {len(ids)} requests: {remedy.method} ({remedy.kind}), "
+                      f"{remedy.old_adapter} → {remedy.new_adapter}"
                       + (f", retained-record NLL {retain:+.2%}" if retain is not None else ""))
-    for adapter_id, report in first["probe_after"]["result"]["adapters"].items():
-        n, alpha = len(report["records"]), report["config"]["alpha"]
-        console.print(f"    after, all {n} records on {adapter_id}: {len(report['flagged'])} flagged at the per-record "
+    for adapter_id, report in first.probe_after.adapters.items():
+        n, alpha = len(report.records), report.config.alpha
+        console.print(f"    after, all {n} records on {adapter_id}: {len(report.flagged)} flagged at the per-record "
                       f"threshold (by chance about {n * alpha:.1f} of {n}); {_evidence(report)}")
     console.print(_false_alarm_line(steps))
     erased = sum(o.verdict and o.verdict["status"] == "erased" for o in outcomes)
@@ -178,16 +183,15 @@ def _erase_customers(settings: Settings, graph, corpus, plan, customer: dict, se
     console.print(f"[bold]10.[/] reports: {outcomes[0].report} (one per request)")
 
 
-def _false_alarm_line(steps: list[dict]) -> str:
+def _false_alarm_line(steps: list[RunSteps]) -> str:
     """The run's false-alarm control: Holm over every request's records, the flags and their corrected p-values."""
-    stats = steps[0]["statistics"]["result"]
-    flags = {(r["adapter"], r["record_id"]): r for done in steps for r in done["statistics"]["result"]["records"]
-             if r["phase"] == "after" and r["flagged"]}
-    listed = "; ".join(f"{rid} (p {r['p_value']:.2g}, Holm {r['p_adjusted']:.2g}: "
-                       f"{r['cause'] or 'no cause found, chance'})" for (_, rid), r in sorted(flags.items()))
-    return (f"    false-alarm control across the run: Holm over {stats['tests_after']} (adapter, record) tests of "
-            f"{len(stats['run_requests'])} requests at alpha {stats['alpha']:g} (before the remedy "
-            f"{stats['flags_before']} of {stats['tests_before']} flagged); after it {stats['flags_after']} flag(s)"
+    stats = steps[0].statistics
+    flags = {(r.adapter, r.record_id): r for done in steps for r in done.statistics.flagged_after()}
+    listed = "; ".join(f"{rid} (p {r.p_value:.2g}, Holm {r.p_adjusted:.2g}: "
+                       f"{r.cause or 'no cause found, chance'})" for (_, rid), r in sorted(flags.items()))
+    return (f"    false-alarm control across the run: Holm over {stats.tests_after} (adapter, record) tests of "
+            f"{len(stats.run_requests)} requests at alpha {stats.alpha:g} (before the remedy "
+            f"{stats.flags_before} of {stats.tests_before} flagged); after it {stats.flags_after} flag(s)"
             + (f": {listed}" if listed else ""))
 
 
@@ -203,15 +207,13 @@ def _queue_table(customers, outcomes, steps, registry) -> Table:
                    "verifies"):
         table.add_column(column, no_wrap=True)
     for who, outcome, done in zip(customers, outcomes, steps):
-        scope = done["scope"]["result"]
-        included = [r for r in scope["records"] if r["decision"] == "included"]
-        owned = sum("owned" in r["reasons"] for r in included)
-        left_out = sum(r["decision"] == "excluded_borderline" for r in scope["records"])
-        identity = done["identity"]["result"]["identifiers"]
-        followed = sum(i["decision"] == "followed" for i in identity)
-        shared = sum(i["decision"] == "shared_not_followed" or (i["people"] or 0) >= 2 for i in identity)
-        before = done["probe_before"]["result"]["adapters"].values()
-        flagged = ", ".join(f"{len(r['flagged'])} of {len(r['records'])}" for r in before)
+        included = [r for r in done.scope.records if r.decision == "included"]
+        owned = sum("owned" in r.reasons for r in included)
+        left_out = sum(r.decision == "excluded_borderline" for r in done.scope.records)
+        identity = done.identity.identifiers
+        followed = sum(i.decision == "followed" for i in identity)
+        shared = sum(i.decision == "shared_not_followed" or (i.people or 0) >= 2 for i in identity)
+        flagged = ", ".join(f"{len(r.flagged)} of {len(r.records)}" for r in done.probe_before.adapters.values())
         verification = verify_bundle(outcome.bundle.read_bytes(), registry)
         others = f" ({len(included) - owned} others')" if len(included) > owned else ""
         table.add_row(outcome.request_id[:11], f"#{who['index']}",
@@ -221,21 +223,20 @@ def _queue_table(customers, outcomes, steps, registry) -> Table:
     return table
 
 
-def _evidence(report: dict) -> str:
+def _evidence(report: ProbeReport) -> str:
     """AUC of the scope records vs the holdout, and the exposure of their canaries (trained secret codes)."""
-    auc = report["auc"]["ratio"]
-    people = "" if auc.get("forget_people") is None else f" of {auc['forget_people']} vs {auc['holdout_people']} people"
-    line = (f"AUC vs holdout {auc['value']:.2f} [{auc['ci_low']:.2f}, {auc['ci_high']:.2f}] "
-            f"({auc['forget']} distinct texts vs {auc['holdout']} records{people})")
-    canaries = [e for r in report["records"] for e in r.get("exposures", [])
-                if e["kind"] == "SECRET_CODE" and not e["control"]]
+    auc = report.auc["ratio"]
+    people = "" if auc.forget_people is None else f" of {auc.forget_people} vs {auc.holdout_people} people"
+    line = (f"AUC vs holdout {auc.value:.2f} [{auc.ci_low:.2f}, {auc.ci_high:.2f}] "
+            f"({auc.forget} distinct texts vs {auc.holdout} records{people})")
+    canaries = [e for r in report.records for e in r.exposures if e.kind == "SECRET_CODE" and not e.control]
     if canaries:
         # The highest of n canaries: by chance it reaches x bits with 1 - (1 - 2^-x)^n. The base model's
         # exposure of the same canary (no adapter) tells a format the model finds likely from learning.
-        top = max(canaries, key=lambda e: e["exposure"])
-        chance = 1 - (1 - 2 ** -top["exposure"]) ** len(canaries)
-        ref = "" if top.get("exposure_ref") is None else f", base model alone {top['exposure_ref']:.1f}"
-        line += (f"; top canary exposure of {len(canaries)}: {top['exposure']:.1f} bits of "
-                 f"{math.log2(top['candidates'] + 1):.0f}{ref} (chance that the top of {len(canaries)} "
+        top = max(canaries, key=lambda e: e.exposure)
+        chance = 1 - (1 - 2 ** -top.exposure) ** len(canaries)
+        ref = "" if top.exposure_ref is None else f", base model alone {top.exposure_ref:.1f}"
+        line += (f"; top canary exposure of {len(canaries)}: {top.exposure:.1f} bits of "
+                 f"{math.log2(top.candidates + 1):.0f}{ref} (chance that the top of {len(canaries)} "
                  f"reaches it: {chance:.3f})")
     return line

@@ -6,6 +6,7 @@ import json
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from pydantic import ValidationError
@@ -16,6 +17,9 @@ from lethe.cli import render
 from lethe.cli.errors import EXIT_BLOCKED, fail, friendly_errors
 from lethe.cli.method_settings import parse_method_settings
 from lineage.limits import loads_json_bounded, read_bounded, read_file_bounded
+
+if TYPE_CHECKING:  # the CLI imports the erasure domain only when a command needs it
+    from erasure.run_folder.results import ScopeResult
 
 erase_app = typer.Typer(help="File, run and follow erasure requests (GDPR Art. 17, CCPA).", no_args_is_help=True)
 console = render.console
@@ -97,25 +101,25 @@ def file_(
     console.print(f"{'filed' if new else 'already filed'}: request [bold]{request.id}[/] ({request.regime.value}, "
                   f"due {request.due_at:%Y-%m-%d}), status {request.status.value}")
     if "identity" in steps:
-        render.identity_table(steps["identity"]["result"])
-    _scope_table(steps["scope"]["result"])
+        render.identity_table(steps.identity)
+    _scope_table(steps.scope)
     if request.status.value == "awaiting_review":
         console.print(f"next: lethe erase review {request.id} [--include ID] [--exclude ID] [--drop-identifier KIND]")
     else:
         console.print(f"next: lethe erase run {request.id}")
 
 
-def _scope_table(scope: dict) -> None:
+def _scope_table(scope: ScopeResult) -> None:
     table = Table(title="Scope", title_justify="left")
     for column in ("record", "reasons", "found", "similarity", "confirmed by", "decision"):
         table.add_column(column)
-    for r in scope["records"]:
-        spans = ", ".join(f"{n} {kind}" for kind, n in (r.get("shared_spans") or {}).items())
-        confirmed = " ".join(filter(None, [r.get("confirmation"), spans and f"({spans})"]))
-        table.add_row(r["id"], ", ".join(r["reasons"]), ", ".join(r.get("identifiers") or []),
-                      "" if r["similarity"] is None else f"{r['similarity']:.3f}", confirmed, r["decision"])
+    for r in scope.records:
+        spans = ", ".join(f"{n} {kind}" for kind, n in r.shared_spans.items())
+        confirmed = " ".join(filter(None, [r.confirmation, spans and f"({spans})"]))
+        table.add_row(r.id, ", ".join(r.reasons), ", ".join(r.identifiers),
+                      "" if r.similarity is None else f"{r.similarity:.3f}", confirmed, r.decision)
     console.print(table)
-    for note in scope.get("notes", []):
+    for note in scope.notes:
         console.print(f"note: {note}")
 
 
@@ -184,8 +188,9 @@ def status(request_id: str = typer.Argument(...), as_json: bool = typer.Option(F
     request = load_request(settings.state_dir, request_id)
     steps = step_results(settings.state_dir, request_id)
     if as_json:
-        print(json.dumps({"request": request.model_dump(mode="json"), "steps": sorted(steps),
-                          "verdict": steps.get("attest", {}).get("result", {}).get("verdict")}))
+        verdict = steps.attest.verdict.model_dump() if "attest" in steps else None
+        print(json.dumps({"request": request.model_dump(mode="json"), "steps": sorted(steps.names),
+                          "verdict": verdict}))
         return
     left = (request.deadline - datetime.now(timezone.utc)).total_seconds() / 86400
     console.print(f"[bold]{request.id}[/] {request.regime.value}, received {request.received_at:%Y-%m-%d}, "
@@ -193,17 +198,17 @@ def status(request_id: str = typer.Argument(...), as_json: bool = typer.Option(F
                   f"status {request.status.value}")
     console.print("steps: " + " → ".join(f"[green]{s}[/]" if s in steps else f"[dim]{s}[/]" for s in STEPS))
     if "identity" in steps:
-        render.identity_table(steps["identity"]["result"])
+        render.identity_table(steps.identity)
     if "scope" in steps:
-        _scope_table(steps["scope"]["result"])
+        _scope_table(steps.scope)
     for name in ("sweep_before", "sweep_after"):
         if name in steps:
-            render.sweep_line(name, steps[name]["result"])
+            render.sweep_line(name, steps.result(name))
     if "statistics" in steps:
-        render.statistics_line(steps["statistics"]["result"])
+        render.statistics_line(steps.statistics)
     if "attest" in steps:
-        result = steps["attest"]["result"]
-        console.print(f"verdict: [bold]{result['verdict']['status']}[/]; attestation log index {result['log_index']}")
+        result = steps.attest
+        console.print(f"verdict: [bold]{result.verdict.status}[/]; attestation log index {result.log_index}")
 
 
 @erase_app.command("list")

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
 from lineage.impact import BlastRadius, Preflight
+
+if TYPE_CHECKING:  # the CLI imports the erasure domain only when a command needs it
+    from erasure.identity import IdentityResult
+    from erasure.statistics import StatisticsResult
+    from erasure.sweep import SweepResult
 
 console = Console(highlight=False)
 
@@ -152,34 +159,33 @@ def remedy_record(record) -> None:
         console.print(f"[yellow]escalated:[/] {record.escalation_reason}")
 
 
-def identity_table(identity: dict) -> None:
+def identity_table(identity: IdentityResult) -> None:
     """The identity found at filing: kinds, truncated keys, how each was found and what became of it."""
     table = Table(title="Identity (values are never stored)", title_justify="left")
     for column in ("kind", "key", "hop", "decision", "records", "people", "value read back", "linked by"):
         table.add_column(column)
-    for i in identity["identifiers"]:
-        linked = ", ".join(i["linked_by"][:3]) + (" …" if len(i["linked_by"]) > 3 else "")
-        table.add_row(i["kind"], f"hmac:{i['key'][:12]}…", str(i["hop"]), i["decision"], str(i["owned_records"]),
-                      "—" if i["people"] is None else str(i["people"]), "yes" if i["value_source"] else "no",
+    for i in identity.identifiers:
+        linked = ", ".join(i.linked_by[:3]) + (" …" if len(i.linked_by) > 3 else "")
+        table.add_row(i.kind, f"hmac:{i.key[:12]}…", str(i.hop), i.decision.value, str(i.owned_records),
+                      "—" if i.people is None else str(i.people), "yes" if i.value_source else "no",
                       linked or "—")
     console.print(table)
-    for note in identity.get("notes", []):
+    for note in identity.notes:
         console.print(f"note: {note}")
 
 
-def sweep_line(name: str, sweep: dict) -> None:
+def sweep_line(name: str, sweep: SweepResult) -> None:
     """One line per sweep: what it scanned and what it found."""
-    hits = ", ".join(f"{h['record_id']} ({h['disposition']})" for h in sweep["hits"][:5]) or "none"
-    console.print(f"{name}: {sweep['texts_scanned']} texts and {sweep['batch_lines_scanned']} batch lines scanned "
-                  f"for {', '.join(sweep['identifier_kinds']) or 'no identifier'} and {sweep['secrets']} secret(s); "
+    hits = ", ".join(f"{h.record_id} ({h.disposition})" for h in sweep.hits[:5]) or "none"
+    console.print(f"{name}: {sweep.texts_scanned} texts and {sweep.batch_lines_scanned} batch lines scanned "
+                  f"for {', '.join(sweep.identifier_kinds) or 'no identifier'} and {sweep.secrets} secret(s); "
                   f"hits: {hits}")
 
 
-def statistics_line(stats: dict) -> None:
+def statistics_line(stats: StatisticsResult) -> None:
     """The run's false-alarm control and this request's flags in it."""
-    own = [r for r in stats["records"] if r["phase"] == "after" and r["flagged"]]
-    flags = ", ".join(f"{r['record_id']} (Holm p {r['p_adjusted']:.2g}: {r['cause'] or 'chance, no cause found'})"
-                      for r in own) or "none"
-    console.print(f"false-alarm control: {stats['method']} at alpha {stats['alpha']:g} over {stats['tests_after']} "
-                  f"tests of {len(stats['run_requests'])} request(s); {stats['flags_after']} flag(s) in the run; "
+    flags = ", ".join(f"{r.record_id} (Holm p {r.p_adjusted:.2g}: {r.cause or 'chance, no cause found'})"
+                      for r in stats.flagged_after()) or "none"
+    console.print(f"false-alarm control: {stats.method} at alpha {stats.alpha:g} over {stats.tests_after} "
+                  f"tests of {len(stats.run_requests)} request(s); {stats.flags_after} flag(s) in the run; "
                   f"this request's: {flags}")

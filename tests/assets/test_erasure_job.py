@@ -50,7 +50,8 @@ def filed(state, n: int, status: RequestState, *, steps=(), scope_records=()) ->
     folder = request_dir(state, request.id)
     write_json_atomic(folder / "request.json", request.model_dump(mode="json"))
     for step in steps:
-        result = {"records": list(scope_records)} if step == "scope" else {}
+        # The scope is written whole (the job reads it); the sensor reads only which steps are there.
+        result = {"records": list(scope_records), "subject_keys_found": 1} if step == "scope" else {}
         write_json_atomic(folder / "steps" / f"{step}.json", {"step": step, "result": result})
     return request.id
 

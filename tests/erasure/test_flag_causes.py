@@ -12,6 +12,7 @@ from erasure.checks import statistics_step
 from erasure.identity import Decision, IdentityResult, ResolvedIdentifier
 from erasure.requests import FiledRequest, Regime, request_dir
 from erasure.run_folder import save_step, step_results
+from erasure.sweep import SweepResult
 from lethe.settings import Settings
 from lineage.content_store import ContentStore
 from lineage.dataset import plan_dataset_version, write_dataset_version
@@ -20,6 +21,7 @@ from lineage.record_batch import parse_jsonl
 from lineage.store.writers import LineageWriter
 from lethe.wiring import erasure_context
 from tests.lineage.lineage_fixtures import jsonl
+from unlearning.probes.report import ProbeConfig, ProbeReport, PValueReport, RecordProbe
 
 PEPPER = "ab" * 32
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -41,12 +43,16 @@ def _records() -> list[dict]:
 
 
 def _report(adapter: str, p: dict[str, float]) -> dict:
-    records = [{"record_id": rid, "scores": {"ratio": 0.5}, "flagged": v < 0.0025, "flagged_by": [],
-                "p_values": {"ratio": {"value": v, "estimate": "normal-fit", "holdout": 100},
-                             "es": {"value": 1.0, "estimate": "empirical", "holdout": 100}}}
+    """A probe report with the given ratio p-values (its holdout figures are placeholders)."""
+    records = [RecordProbe(record_id=rid, scores={"ratio": 0.5}, flagged=v < 0.0025, flagged_by=[],
+                           p_values={"ratio": PValueReport(value=v, estimate="normal-fit", holdout=100),
+                                     "es": PValueReport(value=1.0, estimate="empirical", holdout=100)})
                for rid, v in p.items()]
-    return {"adapter": adapter, "adapter_sha256": "0" * 64, "scores": ["ratio", "es"], "records": records,
-            "config": {"alpha": 0.01}}
+    return ProbeReport(adapter=adapter, adapter_sha256="0" * 64, base_model_sha256="0" * 64, device="cpu",
+                       dtype="float32", config=ProbeConfig(alpha=0.01), per_score_threshold=0.0025,
+                       scores=["ratio", "es"], holdout_ids=100, holdout_stats={}, holdout_false_flag_rate=0.0,
+                       records=records, flagged=[r.record_id for r in records if r.flagged], auc={},
+                       generation=None, notes=[], seconds=0.0).model_dump(mode="json")
 
 
 def _request(settings: Settings, graph, keyer, rid: str, email: str, owned: list[str], p: dict[str, float],
@@ -59,14 +65,18 @@ def _request(settings: Settings, graph, keyer, rid: str, email: str, owned: list
         ResolvedIdentifier(kind="email", key=key, hop=0, decision=Decision.GIVEN, owned_records=len(owned),
                            people=1, value_source="given")])
     scope = {"records": [{"id": r, "content_sha256": "0" * 64, "reasons": ["owned"], "decision": "included"}
-                         for r in owned]}
-    remedy = {"remedies": [{"new_adapter": "adapter-new", "old_adapter": "adapter-old", "kind": "exact",
-                            "new_dataset_version": plan.version.id,
-                            "old_manifest": {"dataset_version": plan.version.id}}], "noop": []}
+                         for r in owned], "subject_keys_found": 1}
+    remedy = {"remedies": [{"remedy_id": "rm-1", "new_adapter": "adapter-new", "new_adapter_sha256": "1" * 64,
+                            "old_adapter": "adapter-old", "method": "retrain", "kind": "exact", "escalated": False,
+                            "new_dataset_version": plan.version.id, "seconds": 1.0,
+                            "old_manifest": {"dataset_version": plan.version.id, "root": "0" * 64, "size": 1}}],
+              "noop": []}
+    sweep_after = SweepResult(phase="after", texts_scanned=0, batch_lines_scanned=0, training_texts_scanned=0,
+                              identifier_kinds=["email"], values_missing=[], secrets=0, hits=[], weak_hits=0)
     for name, result in (("identity", identity.model_dump(mode="json")), ("scope", scope), ("remedy", remedy),
                          ("probe_before", {"adapters": {"adapter-old": _report("adapter-old", p)}}),
                          ("probe_after", {"adapters": {"adapter-new": _report("adapter-new", p)}}),
-                         ("sweep_after", {"hits": []})):
+                         ("sweep_after", sweep_after.model_dump(mode="json"))):
         save_step(settings.state_dir, rid, name, NOW, result)
     return request
 
@@ -94,7 +104,7 @@ def run(graph, tmp_path):
 def test_a_flag_with_a_copy_in_the_new_training_set_has_a_cause_and_one_without_is_chance(run, graph):
     settings, sam, tia = run
     statistics_step(erasure_context(settings, graph), [sam, tia], alpha=0.01)
-    stats = {r.id: step_results(settings.state_dir, r.id)["statistics"]["result"] for r in (sam, tia)}
+    stats = {r.id: step_results(settings.state_dir, r.id).result_document("statistics") for r in (sam, tia)}
     assert stats[sam.id]["tests_after"] == 3 and stats[sam.id]["run_requests"] == sorted([sam.id, tia.id])
     flags = {r["record_id"]: r for s in stats.values() for r in s["records"] if r["phase"] == "after" and r["flagged"]}
     assert sorted(flags) == ["s1", "t1"]

@@ -92,7 +92,10 @@ def _blast_radius() -> dict:
         run_shard=[("run-0f0f", "shard-a1"), ("run-1e1e", "shard-b2")],
         run_adapter=[("run-0f0f", "adapter-s1"), ("run-1e1e", "adapter-s2")],
         adapter_merged=[("adapter-s1", OLD), ("adapter-s2", OLD)], adapter_deployment=[(OLD, "deploy-chat")])
-    return {**radius.model_dump(mode="json"), "served_adapters": [{"id": OLD, "uri": "file:///models/" + OLD}]}
+    training = {"subject_records": 2, "trained": 2, "held_out": 0, "not_in_any_run": 0, "never_trained": False,
+                "adapters_trained_on_mentions": []}
+    return {**radius.model_dump(mode="json"), "served_adapters": [{"id": OLD, "uri": "file:///models/" + OLD}],
+            "training": training}
 
 
 def _remedy(escalated: bool) -> dict:
@@ -102,7 +105,7 @@ def _remedy(escalated: bool) -> dict:
         attempts.append({"method": "retrain", "kind": "exact", "sha256": _sha(NEW), "steps": 300, "seconds": 95.0,
                          "flagged_after": [], "details": {"shards_retrained": ["shard-a1", "shard-b2"]}})
     return {"remedies": [{
-        "remedy_id": "remedy-7a7a", "old_adapter": OLD, "new_adapter": NEW,
+        "remedy_id": "remedy-7a7a", "old_adapter": OLD, "new_adapter": NEW, "new_adapter_sha256": _sha(NEW),
         "method": "retrain" if escalated else "grad_diff", "kind": "exact" if escalated else "approximate",
         "escalated": escalated, "escalation_reason": "rec-0002 still flagged after grad_diff" if escalated else None,
         "attempts": attempts,

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from erasure.statistics import adjust_family, family_tests, holm_adjusted, record_p_value
+from unlearning.probes.report import PValueReport, RecordProbe
+
+
+def _record(record_id: str, **p_values: float) -> RecordProbe:
+    return RecordProbe(record_id=record_id, scores={}, flagged=False, flagged_by=[],
+                       p_values={score: PValueReport(value=p, estimate="empirical", holdout=100)
+                                 for score, p in p_values.items()})
 
 
 def test_holm_adjusted_p_values_match_the_definition():
@@ -32,16 +41,14 @@ def test_holm_keeps_the_chance_of_any_false_flag_in_a_run_at_alpha():
 
 
 def test_a_record_p_value_is_its_smallest_score_p_value_times_the_scores():
-    record = {"p_values": {"ratio": {"value": 0.002}, "min_k_pp": {"value": 0.3}, "es": {"value": 0.9}}}
-    assert record_p_value(record, 4) == pytest.approx(0.008)
-    assert record_p_value({"p_values": {"ratio": {"value": 0.5}}}, 4) == 1.0
-    assert record_p_value({"p_values": {}}, 4) is None
+    assert record_p_value(_record("r1", ratio=0.002, min_k_pp=0.3, es=0.9), 4) == pytest.approx(0.008)
+    assert record_p_value(_record("r1", ratio=0.5), 4) == 1.0
+    assert record_p_value(_record("r1"), 4) is None
 
 
 def test_a_record_two_requests_share_is_one_test_of_the_family():
-    report = {"scores": ["ratio", "es"], "records": [
-        {"record_id": "r1", "p_values": {"ratio": {"value": 0.0001}}},
-        {"record_id": "r2", "p_values": {"ratio": {"value": 0.2}}}]}
+    # Only the scores and the records of a probe report count here.
+    report = SimpleNamespace(scores=["ratio", "es"], records=[_record("r1", ratio=0.0001), _record("r2", ratio=0.2)])
     tests = family_tests([("after", "a-1", report, {"r1", "r2"}), ("after", "a-1", report, {"r1"}),
                           ("before", "a-0", report, {"r1"})])
     assert sorted(tests) == [("after", "a-1", "r1"), ("after", "a-1", "r2"), ("before", "a-0", "r1")]

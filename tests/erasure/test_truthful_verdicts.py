@@ -66,7 +66,7 @@ def erased(tmp_path_factory, neo4j_server, session_graph, tiny_base_model, corpu
         for role, person in people.items():
             request, _ = file_and_scope(erasure_context(settings, graph), _intake(person, f"case-{role}"), review=role == "excluded")
             requests[role] = request
-        filed_scopes = {role: step_results(settings.state_dir, r.id)["scope"]["result"] for role, r in requests.items()}
+        filed_scopes = {role: step_results(settings.state_dir, r.id).result_document("scope") for role, r in requests.items()}
         look_alikes = [r["id"] for r in filed_scopes["excluded"]["records"] if r["decision"] == "excluded_borderline"]
         review_scope(erasure_context(settings, graph), requests["excluded"].id, [], [people["excluded"]["other"], *look_alikes])
         outcomes = run_requests(erasure_context(settings, graph), [r.id for r in requests.values()])
@@ -87,7 +87,7 @@ def _needles(person: dict) -> NeedleSet:
 
 def test_the_identity_is_resolved_from_an_email_alone(erased):
     steps = step_results(erased["settings"].state_dir, erased["requests"]["restated"].id)
-    identity = steps["identity"]["result"]
+    identity = steps.result_document("identity")
     by_kind = {i["kind"]: i for i in identity["identifiers"]}
     assert by_kind["email"]["decision"] == "given"
     for kind in ("name", "phone", "account"):  # the subject fields of the records the email owns
@@ -141,7 +141,7 @@ def test_a_reviewers_exclusion_leaves_residue_and_the_verdict_names_it(erased):
     assert any(person["other"] in reason and "reviewer" in reason for reason in outcome.verdict["reasons"]), \
         outcome.verdict
     steps = step_results(erased["settings"].state_dir, erased["requests"]["excluded"].id)
-    hit = next(h for h in steps["sweep_after"]["result"]["hits"] if h["record_id"] == person["other"])
+    hit = next(h for h in steps.result_document("sweep_after")["hits"] if h["record_id"] == person["other"])
     assert hit["disposition"] == "excluded_by_reviewer" and "training" in hit["places"] or "content_store" in hit["places"]
 
 

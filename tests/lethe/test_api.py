@@ -22,6 +22,7 @@ from lethe.api.guard import GuardedRoute
 from lethe.cli.api import api_app
 from erasure.errors import ConfigurationError
 from erasure.requests import request_dir
+from erasure.run_folder import save_step
 from lineage.content_store import ContentStore
 from lineage.errors import PepperError
 from lineage.impact import Preflight
@@ -190,9 +191,10 @@ def test_status_lists_the_steps_done_and_the_verdict(world):
     headers = auth(world["tokens"][Role.LEGAL])
     status = world["client"].get(f"/v1/requests/{request_id}", headers=headers).json()
     assert status["steps_done"] == ["identity", "scope"] and status["verdict"] is None  # resolved at filing
-    steps = request_dir(world["settings"].state_dir, request_id) / "steps"
     verdict = {"status": "incomplete", "reasons": ["record t-0007 still holds the subject's email (content_store)"]}
-    (steps / "attest.json").write_text(json.dumps({"step": "attest", "result": {"verdict": verdict}}))
+    save_step(world["settings"].state_dir, request_id, "attest", datetime.now(timezone.utc),
+              {"bundle": "attestation.bundle.json", "envelope_sha256": "0" * 64, "log_index": 0, "verdict": verdict,
+               "registry": "registry.json"})
     status = world["client"].get(f"/v1/requests/{request_id}", headers=headers).json()
     assert status["steps_done"] == ["attest", "identity", "scope"] and status["verdict"] == verdict
 
