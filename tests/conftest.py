@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 from pathlib import Path
 
@@ -18,6 +19,18 @@ from tests.pipeline_support import CORPUS, TRAIN_CONFIG, SharedPipeline, materia
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_PEPPER = bytes(range(32))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--shuffle", type=int, default=None, metavar="SEED",
+                     help="run the tests in an order drawn at random from SEED: no test may depend on another's "
+                          "order or leftovers (`make test PYTEST_ARGS=--shuffle=$RANDOM`)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    seed = config.getoption("--shuffle")
+    if seed is not None:
+        random.Random(seed).shuffle(items)
 
 
 @pytest.fixture(scope="session")

@@ -111,6 +111,8 @@ def test_the_sensor_turns_new_batch_files_into_partitions_and_runs(lethe):
     assert result.dynamic_partitions_requests[0].partition_keys == ["new.jsonl"]
 
 
+# slow (26 s): the `dagster` CLI loading the definitions; the default run builds and runs them in process.
+@pytest.mark.slow
 def test_dagster_definitions_validate(tmp_path):
     env = {"PATH": str(Path(sys.executable).parent), "DAGSTER_HOME": str(tmp_path), "LETHE_STATE_DIR": str(tmp_path),
            "HOME": str(tmp_path)}

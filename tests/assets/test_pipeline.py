@@ -332,6 +332,8 @@ def test_a_model_store_without_write_permission_is_refused_and_changes_nothing(p
     assert Path(served["path"]).is_dir()
 
 
+# slow (28 s): the engine tests retrain a shard end to end in the default run (test_engine.py).
+@pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_retrain_removes_the_records_and_keeps_the_rest(scratch_pipeline, corpus):
     from erasure.remediation import remedy_adapter

@@ -66,6 +66,8 @@ def _dump(graph: GraphStore) -> tuple[list, list]:
     return sorted(nodes, key=key), sorted(rels, key=key)
 
 
+# slow (24 s): the server stopped, an import failed, the server started again; the default run covers a good import.
+@pytest.mark.slow
 def test_a_failed_import_leaves_the_server_up_with_its_empty_graph(bulk_server, monkeypatch, tmp_path):
     (tmp_path / "bad-header.csv").write_text("id:ID(Shard),record_count:long\n")
     (tmp_path / "bad.csv").write_text('"' + "a" * 64 + '",not-a-number\n')

@@ -90,6 +90,8 @@ def test_twenty_four_threads_filing_one_key_get_one_request(served):
     assert post(intake("race-same")).status_code == 200
 
 
+# slow (26 s): two CLI processes; the default run covers the same lock with 24 threads in one process.
+@pytest.mark.slow
 def test_processes_filing_one_key_through_the_cli_get_one_request(tmp_path, neo4j_server, graph, keyer):
     settings = app_settings(tmp_path, neo4j_server)
     content = ContentStore(settings.state_dir / "content.sqlite")
