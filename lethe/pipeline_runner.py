@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from erasure.errors import ErasureError
@@ -58,3 +61,33 @@ def materialize(settings: Settings, selection: str, partition: str | None = None
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         raise PipelineError(f"materializing {selection}{f' [{partition}]' if partition else ''} failed "
                             f"(exit {proc.returncode}); the run's output is in {log}:\n{tail}")
+
+
+def batch_files(settings: Settings) -> list[str]:
+    """The batch files in the batches folder, by name (what the record_batch_sensor picks up)."""
+    from assets.sensors import BATCH_SUFFIXES
+
+    folder = settings.record_batches_dir
+    return sorted(p.name for p in folder.iterdir() if p.suffix in BATCH_SUFFIXES) if folder.is_dir() else []
+
+
+def ingested_batches(settings: Settings) -> set[str]:
+    """The batch partitions whose records were materialized already."""
+    from dagster import AssetKey
+
+    with _instance(settings) as instance:
+        return set(instance.get_materialized_partitions(AssetKey("raw_records")))
+
+
+def run_pipeline(settings: Settings, names: list[str], run_config: dict | None = None,
+                 stage: Callable[[str], AbstractContextManager] = lambda _: contextlib.nullcontext()) -> list[str]:
+    """Ingest the batches not ingested yet (records, PII scan: one run per batch), then train (shards, dataset
+    version, an adapter per shard, deployment); returns the batches ingested now. `stage(what)` wraps each run."""
+    register_batches(settings, names)
+    new = [name for name in names if name not in ingested_batches(settings)]
+    for name in new:
+        with stage(f"Dagster: raw_records + pii_scan [{name}]…"):
+            materialize(settings, INGEST_ASSETS, partition=name)
+    with stage("Dagster: shards → dataset_version → fine_tune (LoRA per shard) → deployment…"):
+        materialize(settings, TRAIN_ASSETS, run_config=run_config)
+    return new

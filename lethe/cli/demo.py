@@ -13,7 +13,7 @@ from lethe.cli import render
 from lethe.demo.corpus import generate_corpus, write_jsonl
 from lethe.demo.models import build_demo_base_model
 from lethe.neo4j_server import LocalNeo4j
-from lethe.pipeline_runner import INGEST_ASSETS, TRAIN_ASSETS, materialize, register_batches
+from lethe.pipeline_runner import run_pipeline
 from lethe.settings import Settings, demo_settings
 from lineage.keys import IdentifierKind
 from lineage.store import queries
@@ -59,13 +59,7 @@ def prepare_demo(settings: Settings, customers: int, seed: int, say=console.prin
     say(f"[bold]3.[/] {len(corpus.records)} support tickets of {customers} fictitious customers "
         f"in {BATCHES} batches under {settings.record_batches_dir}")
 
-    register_batches(settings, names)
-    for name in names:
-        with status(f"Dagster: raw_records + pii_scan [{name}]…"):
-            materialize(settings, INGEST_ASSETS, partition=name)
-    with status("Dagster: shards → dataset_version → fine_tune (LoRA per shard) → deployment…"):
-        materialize(settings, TRAIN_ASSETS,
-                    run_config={"ops": {"shards": {"config": {"holdout_fraction": holdout_fraction}}}})
+    run_pipeline(settings, names, {"ops": {"shards": {"config": {"holdout_fraction": holdout_fraction}}}}, status)
     say(f"[bold]4.[/] Dagster materialized every asset (instance: {settings.dagster_home})")
     return settings, corpus
 

@@ -19,6 +19,7 @@ from lethe.cli.erase import erase_app
 from lethe.cli.erase import report as erase_report
 from lethe.cli.errors import EXIT_BLOCKED, fail, friendly_errors
 from lethe.cli.method_settings import parse_method_settings
+from lethe.cli.pipeline import pipeline_app
 from lethe.ingestion import DatasetOptions, ingest_file, read_batch
 from lethe.neo4j_server import LocalNeo4j
 from lethe.settings import Settings
@@ -35,6 +36,7 @@ app.add_typer(neo4j_app, name="neo4j")
 app.add_typer(erase_app, name="erase")
 app.add_typer(attest_app, name="attest")
 app.add_typer(api_app, name="api")
+app.add_typer(pipeline_app, name="pipeline")
 app.command("report")(erase_report)
 console = render.console
 

@@ -143,17 +143,43 @@ def test_erase_status_of_an_unknown_request_says_how_to_list_them(env):
     assert result.exit_code == 4 and "lethe erase list" in result.output, result.output
 
 
-@pytest.mark.parametrize("command", [["erase", "file"], ["blast-radius"], ["ingest"]])
-def test_help_needs_no_pepper(command, tmp_path):
+def test_help_needs_no_pepper(tmp_path):
     import os
     import subprocess
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("LETHE_PEPPER")}
     lethe = Path(sys.executable).with_name("lethe")
-    done = subprocess.run([str(lethe), *command, "--help"], env=env, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0 and "Usage" in done.stdout, done.stderr
+    for command in (["erase", "file"], ["blast-radius"], ["ingest"], ["pipeline", "run"]):
+        done = subprocess.run([str(lethe), *command, "--help"], env=env, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0 and "Usage" in done.stdout, (command, done.stderr)
     refused = subprocess.run([str(lethe), "datasets"], env={**env, "LETHE_STATE_DIR": str(tmp_path)}, cwd=tmp_path,
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "no pepper" in refused.stderr
+
+
+def test_pipeline_run_says_what_is_missing_before_any_run(env, tmp_path):
+    empty = run(env, "pipeline", "run")
+    assert empty.exit_code == 2 and "no batch file" in empty.output and "LETHE_BATCHES_DIR" in empty.output
+    batches = tmp_path / "state" / "batches"
+    batches.mkdir(parents=True)
+    (batches / "tickets.jsonl").write_bytes(jsonl(tickets(4)))
+    no_model = run(env, "pipeline", "run")
+    assert no_model.exit_code == 2 and "LETHE_BASE_MODEL" in no_model.output
+    assert not (tmp_path / "state" / "dagster").exists()  # nothing ran
+
+
+# slow (about a minute on 2 cores): two Dagster runs through the CLI; the demo runs the same code by default.
+@pytest.mark.slow
+def test_pipeline_run_ingests_new_batches_once_and_trains(env, tmp_path, tiny_base_model):
+    batches = tmp_path / "state" / "batches"
+    batches.mkdir(parents=True)
+    (batches / "tickets-1.jsonl").write_bytes(jsonl(tickets(24)))
+    env = {**env, "LETHE_BASE_MODEL": str(tiny_base_model)}
+    first = run(env, "pipeline", "run", "--epochs", "1", "--holdout-fraction", "0.1")
+    assert first.exit_code == 0 and "ingested 1 new batch file(s) of 1" in first.output, first.output
+    datasets = run(env, "datasets")
+    assert datasets.exit_code == 0 and re.search(r"[\w-]+:[0-9a-f]{16}", datasets.output), datasets.output
+    again = run(env, "pipeline", "run", "--epochs", "1", "--holdout-fraction", "0.1")
+    assert again.exit_code == 0 and "ingested 0 new batch file(s) of 1" in again.output, again.output

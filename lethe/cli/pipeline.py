@@ -1,0 +1,48 @@
+"""`lethe pipeline run`: the batches folder ingested and trained on, in a real Dagster instance."""
+
+from __future__ import annotations
+
+import typer
+
+from lethe import wiring
+from lethe.cli import render
+from lethe.cli.errors import fail, friendly_errors
+
+pipeline_app = typer.Typer(help="Lethe's Dagster pipeline: ingest your batch files, then fine-tune on them.",
+                           no_args_is_help=True)
+console = render.console
+
+
+def _run_config(holdout_fraction: float | None, epochs: int | None) -> dict | None:
+    ops = {}
+    if holdout_fraction is not None:
+        ops["shards"] = {"config": {"holdout_fraction": holdout_fraction}}
+    if epochs is not None:
+        ops["fine_tune"] = {"config": {"epochs": epochs}}
+    return {"ops": ops} if ops else None
+
+
+@pipeline_app.command("run")
+@friendly_errors
+def run(holdout_fraction: float | None = typer.Option(
+            None, min=0.0, max=0.5, help="share of records held out of training, to calibrate the probes against "
+                                         "(default 0.05)"),
+        epochs: int | None = typer.Option(None, min=1, max=1000, help="training epochs per shard (default: the "
+                                                                      "training config's)")) -> None:
+    """Ingest every batch file not ingested yet (records, PII scan; one Dagster run per file), then train:
+    shards, a dataset version, a LoRA adapter per shard, merged and deployed. The same runs as Dagster's UI."""
+    from lethe.pipeline_runner import batch_files, run_pipeline
+
+    settings = wiring.cli_settings()
+    names = batch_files(settings)
+    if not names:
+        fail(f"no batch file (*.jsonl or *.parquet) in {settings.record_batches_dir}: put your records there "
+             "(or set LETHE_BATCHES_DIR), then run again")
+    if settings.base_model is None:
+        fail("LETHE_BASE_MODEL is not set: name the Hugging Face causal LM directory to fine-tune")
+    wiring.open_graph(settings).close()  # Neo4j must answer before any run starts (exit 3 if not)
+    new = run_pipeline(settings, names, _run_config(holdout_fraction, epochs), console.status)
+    console.print(f"ingested {len(new)} new batch file(s) of {len(names)} in {settings.record_batches_dir}; "
+                  f"trained and deployed (Dagster instance: {settings.dagster_home}, log: "
+                  f"{settings.state_dir / 'logs' / 'dagster.log'})")
+    console.print("next: lethe datasets; lethe blast-radius --subject-email E; lethe erase file …")
