@@ -80,14 +80,18 @@ def ingested_batches(settings: Settings) -> set[str]:
 
 
 def run_pipeline(settings: Settings, names: list[str], run_config: dict | None = None,
-                 stage: Callable[[str], AbstractContextManager] = lambda _: contextlib.nullcontext()) -> list[str]:
+                 stage: Callable[[str], AbstractContextManager] = lambda _: contextlib.nullcontext(),
+                 train_unchanged: bool = True) -> tuple[list[str], bool]:
     """Ingest the batches not ingested yet (records, PII scan: one run per batch), then train (shards, dataset
-    version, an adapter per shard, deployment); returns the batches ingested now. `stage(what)` wraps each run."""
+    version, an adapter per shard, deployment) — when a batch was new, or `train_unchanged`. Returns the
+    batches ingested now and whether it trained. `stage(what)` wraps each Dagster run."""
     register_batches(settings, names)
     new = [name for name in names if name not in ingested_batches(settings)]
     for name in new:
         with stage(f"Dagster: raw_records + pii_scan [{name}]…"):
             materialize(settings, INGEST_ASSETS, partition=name)
+    if not (new or train_unchanged):
+        return new, False
     with stage("Dagster: shards → dataset_version → fine_tune (LoRA per shard) → deployment…"):
         materialize(settings, TRAIN_ASSETS, run_config=run_config)
-    return new
+    return new, True

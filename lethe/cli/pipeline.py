@@ -28,9 +28,11 @@ def run(holdout_fraction: float | None = typer.Option(
             None, min=0.0, max=0.5, help="share of records held out of training, to calibrate the probes against "
                                          "(default 0.05)"),
         epochs: int | None = typer.Option(None, min=1, max=1000, help="training epochs per shard (default: the "
-                                                                      "training config's)")) -> None:
+                                                                      "training config's)"),
+        train: bool = typer.Option(False, "--train", help="train even when no batch file is new")) -> None:
     """Ingest every batch file not ingested yet (records, PII scan; one Dagster run per file), then train:
-    shards, a dataset version, a LoRA adapter per shard, merged and deployed. The same runs as Dagster's UI."""
+    shards, a dataset version, a LoRA adapter per shard, merged and deployed. The same runs as Dagster's UI.
+    With nothing new to ingest and a model deployed already, it trains only when asked (--train)."""
     from lethe.pipeline_runner import batch_files, run_pipeline
 
     settings = wiring.cli_settings()
@@ -40,9 +42,11 @@ def run(holdout_fraction: float | None = typer.Option(
              "(or set LETHE_BATCHES_DIR), then run again")
     if settings.base_model is None:
         fail("LETHE_BASE_MODEL is not set: name the Hugging Face causal LM directory to fine-tune")
-    wiring.open_graph(settings).close()  # Neo4j must answer before any run starts (exit 3 if not)
-    new = run_pipeline(settings, names, _run_config(holdout_fraction, epochs), console.status)
+    with wiring.open_graph(settings) as graph:  # Neo4j must answer before any run starts (exit 3 if not)
+        deployed = graph.read("MATCH (d:Deployment) RETURN count(d) AS n")[0]["n"] > 0
+    new, trained = run_pipeline(settings, names, _run_config(holdout_fraction, epochs), console.status,
+                                train_unchanged=train or not deployed)
     console.print(f"ingested {len(new)} new batch file(s) of {len(names)} in {settings.record_batches_dir}; "
-                  f"trained and deployed (Dagster instance: {settings.dagster_home}, log: "
-                  f"{settings.state_dir / 'logs' / 'dagster.log'})")
+                  + ("trained and deployed" if trained else "nothing new to train on (--train trains anyway)")
+                  + f" (Dagster instance: {settings.dagster_home}, log: {settings.state_dir / 'logs' / 'dagster.log'})")
     console.print("next: lethe datasets; lethe blast-radius --subject-email E; lethe erase file …")
