@@ -16,8 +16,8 @@ from erasure.report_evidence import evidence_section
 from erasure.report_inputs import STEPS, ReportInputs
 from erasure.run_folder.results import AttestResult, ProbeReport, RemedyResult, ScopeResult, ServedAdapter, StepFile
 from erasure.report_model import (BlastSection, Distribution, ErasureReport, Point, ProbePair, ProbeSection,
-                                  ProbeSummary, RequestSection, ScopeSection, Stage, StepMark, Timeline,
-                                  VerifySection, hmac_label)
+                                  ProbeSummary, RemedySection, RequestSection, ScopeSection, Stage, StepMark,
+                                  Timeline, VerifySection, hmac_label)
 from erasure.requests import FiledRequest
 from lineage.impact import BlastRadius
 from unlearning.probes.calibration import SCORES
@@ -148,6 +148,6 @@ def make_report(inputs: ReportInputs, now: datetime) -> ErasureReport:
         scope=_scope_section(res["scope"]) if "scope" in res else None, blast_radius=blast,
         probes=ProbeSection(before=probes["probe_before"], after=probes["probe_after"],
                             pairs=_pairs(res.get("probe_before"), res.get("probe_after"), res.get("remedy"))),
-        remedy=res.get("remedy"), erased_at_source=res.get("erase_records"), verdict=attest.verdict if attest else None,
+        remedy=RemedySection(**dict(res["remedy"])) if "remedy" in res else None, erased_at_source=res.get("erase_records"), verdict=attest.verdict if attest else None,
         evidence=evidence_section(res, training),
         verify=_verify_section(attest, inputs.folder) if attest else None)

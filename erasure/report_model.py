@@ -6,7 +6,7 @@ Only ids, hashes, times and figures; subject keys truncated; identifiers by kind
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -16,8 +16,8 @@ from erasure.sweep import SweepResult
 
 __all__ = ["KEY_CHARS", "REGISTER_FORMAT", "REPORT_FORMAT", "BlastSection", "Distribution", "ErasureReport",
            "EvidenceSection", "IdentityRow", "IdentitySection", "Point", "ProbePair", "ProbeSection",
-           "ProbeSummary", "RegisterRow", "RequestSection", "ScopeSection", "Stage", "StatisticsSection",
-           "StepMark", "Timeline", "TrainingSection", "VerifySection", "hmac_label"]
+           "ProbeSummary", "RegisterRow", "RemedySection", "RequestSection", "ScopeSection", "Stage", "StatisticsSection",
+           "StepMark", "Timeline", "TrainingSection", "VerifySection", "ENGINE_ONLY", "hmac_label"]
 
 REPORT_FORMAT = "lethe-erasure-report/v1"
 REGISTER_FORMAT = "lethe-erasure-register/v1"
@@ -221,6 +221,23 @@ class EvidenceSection(BaseModel):
     statistics: StatisticsSection | None
 
 
+class RemedySection(RemedyResult):
+    """The remedy step as the report shows it. `failed` stays in the report/v1 format for its readers and is
+    always empty: a remedy that fails stops the run, and the next run resumes it."""
+
+    failed: list[dict[str, Any]] = []
+
+
+# Fields of the run folder the report leaves out: the full identity keys that brought a record into scope
+# (the evidence section shows them truncated), local paths, method settings and stage timings.
+ENGINE_ONLY = {
+    "scope": {"records": {"__all__": {"via_keys"}}},
+    "blast_radius": {"served_adapters": {"__all__": {"sha256"}}},
+    "remedy": {"remedies": {"__all__": {"config": True, "new_adapter_path": True, "old_manifest": True,
+                                        "stage_seconds": True, "attempts": {"__all__": {"details"}}}}},
+}
+
+
 class ErasureReport(BaseModel):
     """The auditor's report of one request: only ids, hashes, times and figures from its run folder."""
 
@@ -232,11 +249,15 @@ class ErasureReport(BaseModel):
     scope: ScopeSection | None
     blast_radius: BlastSection | None
     probes: ProbeSection
-    remedy: RemedyResult | None
+    remedy: RemedySection | None
     erased_at_source: EraseResult | None
     verdict: Verdict | None
     verify: VerifySection | None
     evidence: EvidenceSection
+
+    def as_json(self) -> dict:
+        """The report as `report.json` holds it: the run folder's sections less what only the engine needs."""
+        return self.model_dump(mode="json", exclude=ENGINE_ONLY)
 
 
 class RegisterRow(BaseModel):

@@ -48,7 +48,7 @@ def build_report(state_dir: Path, request_id: str, *, now: datetime | None = Non
     now = _now(now)
     inputs = load_report_inputs(state_dir, request_id)
     report = make_report(inputs, now)
-    value = report.model_dump(mode="json")
+    value = report.as_json()
     guard(value, f"the report of {request_id}")
     html_text = render_report(report)
     paths = ReportPaths(inputs.folder / "report.json", inputs.folder / "report.html")
