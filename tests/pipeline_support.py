@@ -100,6 +100,7 @@ class SharedPipeline:
     def take(self, name: str) -> Snapshot:
         """Copy the state folder and dump the graph as they are now."""
         copy = self.folder.with_name(f"{self.folder.name}.{name}")
+        shutil.rmtree(copy, ignore_errors=True)  # taken again: a module's fixture set up twice in a shuffled order
         shutil.copytree(self.folder, copy, symlinks=True)
         snapshot = Snapshot(copy, GraphDump.take(self.graph))
         self._current, self._changed = snapshot, False
