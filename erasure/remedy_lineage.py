@@ -94,11 +94,11 @@ def delete_weights(graph: GraphStore, adapters: list[tuple[str, Path]]) -> list[
 
 
 def affected_shard_adapters(graph: GraphStore, served_id: str, plan: DatasetPlan, scope: set[str]) -> list:
-    """(id, path) of the old shard adapters that trained on a scope record: they hold the data too."""
+    """(id, path) of the old shard adapters that trained on a scope record, by id: they hold the data too."""
     touched = [s.id for s in plan.shards if any(rid in scope for rid, _ in s.records)]
     rows = graph.read("MATCH (run:FineTuneRun)-[:TRAINED_ON]->(s:Shard) WHERE s.id IN $shards "
                       "MATCH (run)-[:PRODUCED]->(a:Adapter)-[:MERGED_INTO]->(:Adapter {id: $served}) "
-                      "RETURN DISTINCT a.id AS id, a.uri AS uri", shards=touched, served=served_id)
+                      "RETURN DISTINCT a.id AS id, a.uri AS uri ORDER BY id", shards=touched, served=served_id)
     return [(row["id"], path_of(row["uri"])) for row in rows]
 
 
