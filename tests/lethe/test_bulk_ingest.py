@@ -24,10 +24,10 @@ from lineage.content_store import ContentStore
 from lineage.record_batch import parse_jsonl
 from lineage.store import GraphStore
 from lineage.store.bulk_import import BulkFiles
-from tests.conftest import _free_port
+from tests.neo4j_servers import BULK_PEPPER, EARLY
 from tests.lineage.lineage_fixtures import jsonl, tickets
 
-PEPPER = "ab" * 32
+PEPPER = BULK_PEPPER
 RAW = ("ada.lovelace@example.com", "Ada Lovelace", "Lovelace", "202 555 0142", "2025550142")
 
 
@@ -39,14 +39,10 @@ def _records() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def bulk_server(tmp_path_factory):
-    """A private local Neo4j (its own folder and port), stopped at the end."""
-    settings = Settings(state_dir=tmp_path_factory.mktemp("bulk") / "state", local_bolt_port=_free_port(),
-                        local_heap="512m", local_page_cache="128m", LETHE_PEPPER=PEPPER)
-    server = LocalNeo4j(settings)
-    server.start()
-    yield settings
-    server.stop()
+def bulk_server():
+    """A private local Neo4j (its own folder and port; started early, tests/neo4j_servers.py), stopped at the end."""
+    with EARLY.serving("bulk_server") as settings:
+        yield settings
 
 
 def _open(settings: Settings) -> GraphStore:
