@@ -87,6 +87,9 @@ class DeploymentConfig(dg.Config):
 
     deployment_id: str = "support-bot"
     endpoint: str = "https://support-bot.example.com/v1"
+    # The form it serves: fp32, bf16, int8, 4bit-nf4 or 4bit-fp4 (merged), "+adapter" for an adapter on a
+    # quantized base. Left out, erasures probe bf16, int8 and 4bit-nf4 besides the adapter as trained.
+    form: str | None = None
 
 
 @dg.asset(group_name="training", kinds={"neo4j"})
@@ -99,7 +102,10 @@ def deployment(context: dg.AssetExecutionContext, config: DeploymentConfig, fine
             "MATCH (a:Adapter)-[:DEPLOYED_TO]->(:Deployment {id: $d}) WHERE a.id <> $a RETURN a.id AS id",
             d=config.deployment_id, a=fine_tune["id"])]
         writer = LineageWriter(graph, tx=tx)
-        writer.nodes([Deployment(id=config.deployment_id, endpoint=config.endpoint)])
+        from unlearning.forms import parse_form  # torch: imported when the asset runs
+
+        form = parse_form(config.form).name if config.form is not None else None
+        writer.nodes([Deployment(id=config.deployment_id, endpoint=config.endpoint, form=form)])
         writer.edges("DEPLOYED_TO", [Edge(source=fine_tune["id"], target=config.deployment_id)])
         if previous:
             tx.run("MATCH (a:Adapter)-[r:DEPLOYED_TO]->(:Deployment {id: $d}) WHERE a.id IN $ids "

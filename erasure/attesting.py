@@ -19,7 +19,7 @@ from erasure.identity import IdentityResult
 from erasure.requests import FiledRequest, request_dir
 from erasure.run_folder import RunSteps
 from erasure.run_folder.results import BlastResult, ManifestRef, ProbeReport
-from erasure.statistics import StatisticsResult
+from erasure.statistics import StatisticsResult, form_key
 from erasure.sweep import SweepResult
 from lineage.models import Attestation, Edge
 from lineage.store import GraphStore, queries
@@ -32,8 +32,12 @@ KEY_ORDER = ("email", "account", "phone", "name")
 
 
 def probe_summary(report: ProbeReport, own: dict[str, str], reference_auc: float | None = None,
-                  run: dict[str, tuple[float, bool]] | None = None, tests: int | None = None) -> dict:
+                  run: dict[str, tuple[float, bool]] | None = None, tests: int | None = None,
+                  name: str | None = None) -> dict:
     """A ProbeReport (JSON) as the predicate's ProbeSummary, restricted to this request's records.
+
+    `name`: the adapter's id, `id@form` for a served form (erasure.statistics.form_key), as the run's
+    false-alarm control names it; default: the report's adapter path.
 
     `run`: record id -> (Holm-adjusted p-value, flagged) from the run's false-alarm control over `tests`
     (adapter, record) tests of every request (erasure.statistics); without it (older run folders), a
@@ -54,7 +58,7 @@ def probe_summary(report: ProbeReport, own: dict[str, str], reference_auc: float
     tail = "normal" if any(e.startswith("normal") for e in estimates) else "empirical"
     correction = "holm over scores and the scope records of every request in the run" if run is not None \
         else "bonferroni over scores and scope records"
-    return {"adapter": report.adapter, "adapter_sha256": report.adapter_sha256,
+    return {"adapter": name or report.adapter, "adapter_sha256": report.adapter_sha256,
             "alpha": report.config.alpha, "correction": correction,
             "tail_estimate": tail, "thresholds": {s: threshold for s in report.scores},
             "holdout": {s: {"n": max(1, int(report.holdout_stats[s]["n"])),
@@ -133,14 +137,19 @@ def _remedy_evidence(graph: GraphStore, steps: RunSteps, own: dict[str, str], fo
         out["subjects"][f"adapter:after:{rm.new_adapter}"] = rm.new_adapter_sha256
         after_report = steps.probe_after.adapters[rm.new_adapter]
         before_report = steps.probe_before.adapters[rm.old_adapter]
-        after_summary = probe_summary(after_report, own, None, _for_adapter(after_flags, rm.new_adapter), after_tests)
-        reference = after_summary["auc"]["value"] if rm.kind == "exact" and after_summary["auc"] else None
-        out["before"].append(probe_summary(before_report, own, reference,
-                                           _for_adapter(before_flags, rm.old_adapter), before_tests))
-        out["after"].append({**after_summary, "auc": None if after_summary["auc"] is None else
-                             {**after_summary["auc"], "reference_value": reference}})
-        if after_summary["records_flagged"] and "statistics" not in steps:
-            out["reasons"].append(f"{after_summary['records_flagged']} scope record(s) still flag on {rm.new_adapter}")
+        for form, report in after_report.variants().items():  # the adapter as trained, then each served form
+            key = form_key(rm.new_adapter, form)
+            after_summary = probe_summary(report, own, None, _for_adapter(after_flags, key), after_tests, key)
+            reference = after_summary["auc"]["value"] if rm.kind == "exact" and after_summary["auc"] else None
+            before = before_report.variants().get(form)
+            if before is not None:
+                old_key = form_key(rm.old_adapter, form)
+                out["before"].append(probe_summary(before, own, reference, _for_adapter(before_flags, old_key),
+                                                   before_tests, old_key))
+            out["after"].append({**after_summary, "auc": None if after_summary["auc"] is None else
+                                 {**after_summary["auc"], "reference_value": reference}})
+            if after_summary["records_flagged"] and "statistics" not in steps:
+                out["reasons"].append(f"{after_summary['records_flagged']} scope record(s) still flag on {key}")
         for key, snapshot in (("nll_before", out["utility_before"]), ("nll_after", out["utility_after"])):
             metrics = {f"{name}_nll": float(getattr(u, key)) for name, u in rm.utility.items()}
             if metrics:

@@ -17,8 +17,8 @@ from erasure.requests import FiledRequest
 from erasure.run_folder import RunSteps, save_step, step_results
 from erasure.run_folder.results import ProbeReport, Remedy, ScopeResult, ScopeRow
 from erasure.context import ErasureContext
-from erasure.statistics import (METHOD, FamilyRecord, StatisticsResult, adjust_family, copies_in_training,
-                                family_tests, near_verbatim)
+from erasure.statistics import (METHOD, FamilyRecord, StatisticsResult, adapter_of, adjust_family,
+                                copies_in_training, family_tests, form_key, near_verbatim)
 from erasure.sweep import SweepResult, sweep, sweep_needles
 from lineage.store import GraphStore, queries
 
@@ -109,7 +109,8 @@ def _reports(steps: RunSteps) -> list[tuple[str, str, ProbeReport, set[str]]]:
     out = []
     for phase, probes in (("before", steps.probe_before), ("after", steps.probe_after)):
         for adapter, report in probes.adapters.items():
-            out.append((phase, adapter, report, in_scope))
+            for form, form_report in report.variants().items():  # each served form: tests of its own
+                out.append((phase, form_key(adapter, form), form_report, in_scope))
     return out
 
 
@@ -146,14 +147,15 @@ def _causes(ctx: ErasureContext, requests: Sequence[FiledRequest], steps: Mappin
     for request in requests:
         remedies = steps[request.id].remedy.remedies
         kinds = {r.new_adapter: r.kind for r in remedies}
-        flagged = {key[2] for key, (_, f) in adjusted.items() if f and key[0] == "after" and key[1] in kinds}
+        flagged = {key[2] for key, (_, f) in adjusted.items()
+                   if f and key[0] == "after" and adapter_of(key[1]) in kinds}
         in_scope, _ = _scope_sets(steps[request.id].scope)
         flagged &= in_scope
         if not flagged:
             continue
         causes = {}
         approximate = {key[2] for key, (_, f) in adjusted.items()
-                       if f and key[0] == "after" and kinds.get(key[1]) == "approximate"}
+                       if f and key[0] == "after" and kinds.get(adapter_of(key[1])) == "approximate"}
         for rid in flagged & approximate:
             causes[rid] = "still looks memorized after an approximate method (no exact retrain)"
         residue = [h for h in steps[request.id].sweep_after.hits if "training" in h.places]

@@ -53,9 +53,11 @@ def _blast_step(ctx: ErasureContext, request: FiledRequest, scope: ScopeResult) 
     radius = queries.blast_radius_of_records(ctx.graph, scope.included_ids())
     merged_sources = {source for source, _ in radius.adapter_merged}
     top = [a.id for a in radius.adapters if a.id not in merged_sources and a.state in (None, "active")]
-    rows = ctx.graph.read("MATCH (a:Adapter) WHERE a.id IN $ids RETURN a.id AS id, a.uri AS uri, a.sha256 AS sha",
-                      ids=top)
-    served = [{"id": r["id"], "uri": r["uri"], "sha256": r["sha"]} for r in sorted(rows, key=lambda r: r["id"])]
+    rows = ctx.graph.read("MATCH (a:Adapter) WHERE a.id IN $ids OPTIONAL MATCH (a)-[:DEPLOYED_TO]->(d:Deployment) "
+                          "RETURN a.id AS id, a.uri AS uri, a.sha256 AS sha, collect(DISTINCT d.form) AS forms",
+                          ids=top)
+    served = [{"id": r["id"], "uri": r["uri"], "sha256": r["sha"], "forms": sorted(f for f in r["forms"] if f)}
+              for r in sorted(rows, key=lambda r: r["id"])]
     result = {**radius.model_dump(mode="json"), "served_adapters": served,
               "training": subject_record_status(ctx.graph, scope)}
     save_step(ctx.state_dir, request.id, "blast_radius", started, result)

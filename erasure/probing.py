@@ -32,6 +32,7 @@ class ProbeRequest:
     exposure: bool = True
     generate: bool = True
     regurgitation: bool = True
+    forms: tuple[str, ...] = ()  # served forms to probe too (unlearning.forms), each in report.forms
 
 
 def adapter_dataset_version(adapter_dir: Path) -> str | None:
@@ -103,6 +104,7 @@ def people_of(graph: GraphStore, record_ids: Sequence[str]) -> dict[str, str]:
 
 def probe_records(ctx: ErasureContext, request: ProbeRequest, config=None):
     """Run every probe of one adapter on the requested records; returns the ProbeReport."""
+    from unlearning.forms import parse_forms
     from unlearning.probes import ProbeConfig, open_probe_model, probe_adapter
 
     if not request.record_ids:
@@ -121,9 +123,17 @@ def probe_records(ctx: ErasureContext, request: ProbeRequest, config=None):
     secrets = secret_spans(scope) if request.exposure else {}
     scan = _scanner_for(ctx, queries.record_owners(ctx.graph, scope_ids)) if request.generate else None
     regurgitation = _regurgitation_for(scope) if request.generate and request.regurgitation else None
-    model = open_probe_model(ctx.require_base_model(), request.adapter)
-    report = probe_adapter(model, scope, holdout, config, secrets=secrets, scan_samples=scan,
-                           regurgitation=regurgitation, people=people_of(ctx.graph, [*scope, *holdout]))
+    people = people_of(ctx.graph, [*scope, *holdout])
+    forms = parse_forms(request.forms)  # a bad name fails before any model is loaded
+    report = None
+    for form in (None, *forms):
+        model = open_probe_model(ctx.require_base_model(), request.adapter, form)
+        probed = probe_adapter(model, scope, holdout, config, secrets=secrets, scan_samples=scan,
+                               regurgitation=regurgitation, people=people)
+        if report is None:
+            report = probed
+        else:
+            report.forms[probed.form] = probed
     untrained = set(scope_ids) - queries.trained_in_dataset(ctx.graph, dataset, scope_ids)
     if untrained:
         report.notes.append(f"{len(untrained)} requested record(s) are not in the training shards of {dataset}, "

@@ -24,12 +24,12 @@ from erasure.context import ErasureContext
 from erasure.errors import ConfigurationError
 from erasure.probing import people_of, record_texts, secret_spans
 from erasure.remedy_lineage import affected_shard_adapters, delete_weights, write_remedy_lineage
-from erasure.statistics import holm_flags
+from erasure.statistics import form_flags
 from lineage.dataset import DatasetPlan, derive_without
 from lineage.errors import NotFoundError
 from lineage.store import GraphStore, queries
 
-__all__ = ["RemedyOptions", "RemedyRecord", "adapter_node", "probe_served_adapter", "remedy_adapter"]
+__all__ = ["RemedyOptions", "RemedyRecord", "adapter_node", "probe_served_adapter", "probed_forms", "remedy_adapter"]
 
 RETAIN_SAMPLE = 256  # retained records used by retain terms and the utility figures
 
@@ -57,6 +57,21 @@ class RemedyRecord:
     remedy_id: str | None = None
     old_manifest: dict | None = None  # dataset version id, manifest root and size the old adapter trained on
     stage_seconds: dict[str, float] = field(default_factory=dict)  # prepare, methods (with probes after), ...
+
+
+def deployed_forms(graph: GraphStore, adapter_id: str) -> list[str]:
+    """The forms the adapter's deployments record serving (none recorded: empty)."""
+    rows = graph.read("MATCH (:Adapter {id: $id})-[:DEPLOYED_TO]->(d:Deployment) WHERE d.form IS NOT NULL "
+                      "RETURN DISTINCT d.form AS form ORDER BY form", id=adapter_id)
+    return [row["form"] for row in rows]
+
+
+def probed_forms(recorded: Sequence[str]):
+    """The served forms to probe besides the adapter as trained: those the deployments record (fp32 merged
+    is the adapter as trained on the CPU), else unlearning.forms.DEFAULT_FORMS when none is recorded."""
+    from unlearning.forms import DEFAULT_FORMS, parse_forms
+
+    return tuple(f for f in parse_forms(recorded or DEFAULT_FORMS) if f.name != "fp32")
 
 
 def adapter_node(graph: GraphStore, adapter_dir: Path) -> dict:
@@ -131,6 +146,8 @@ class RemedyOptions:
     `family_size`: how many records the caller's run judges in all; escalation then flags by Holm over that
     family (erasure.statistics), as the attestations do, not by each record's own threshold.
     `on_step(step, total, loss)`: progress of the training steps.
+    `forms`: the deployments' recorded forms of the adapter (`probed_forms` picks what to probe from them);
+    None reads them from the graph.
     """
 
     method: str = "retrain"
@@ -139,6 +156,8 @@ class RemedyOptions:
     probe_config: object = None
     family_size: int | None = None
     on_step: Callable[[int, int, float], None] | None = None
+    forms: tuple[str, ...] | None = None  # the deployments' recorded forms (unlearning.forms); None: read them
+    relearn: object = None  # unlearning.relearn.RelearnConfig of the relearning check after each attempt; None: off
 
 
 @dataclass
@@ -155,11 +174,12 @@ class _Prepared:
     forget: dict[str, str]
     holdout: dict[str, str]
     retain: dict[str, str]
-    probe: Callable[[Path], object]
+    probe: Callable[[Path], object]  # every form of an adapter
+    probe_after: Callable[[Path], object]  # the same, then the relearning check (a remedy's attempts)
 
 
 def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], probe_config,
-             record: RemedyRecord) -> _Prepared | None:
+             record: RemedyRecord, forms: Sequence[str] | None = None, relearn=None) -> _Prepared | None:
     """The plan of a remedy, or None (with `record.noop_reason`) when the adapter never trained on the records."""
     from unlearning.probes import ProbeConfig, open_probe_model, probe_adapter
 
@@ -188,23 +208,60 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
     # 255 look-alikes per secret: a memorized one reaches 8 bits, chance is ~1.4; enough to tell them apart.
     probe_config = probe_config or ProbeConfig(generate=False, exposure_candidates=255, max_secrets_per_record=1)
     secrets, people = secret_spans(forget), people_of(ctx.graph, [*forget, *holdout])
+    served_forms = probed_forms(forms if forms is not None else deployed_forms(ctx.graph, old["id"]))
 
     def probe(path: Path):
-        return probe_adapter(open_probe_model(base, path), forget, holdout, probe_config,
-                             secrets=secrets, people=people)
+        report = probe_adapter(open_probe_model(base, path), forget, holdout, probe_config,
+                               secrets=secrets, people=people)
+        for form in served_forms:  # each served form calibrated on the holdout scored in that form
+            report.forms[form.name] = probe_adapter(open_probe_model(base, path, form), forget, holdout,
+                                                    probe_config, secrets=secrets, people=people)
+        return report
 
-    return _Prepared(adapter_dir, store, old, manifest, plan, derived, scope, forget, holdout, retain, probe)
+    def probe_after(path: Path):
+        report = probe(path)
+        if relearn is not None:
+            report.relearning, relearned = _relearned(base, path, retain, relearn, store)
+            with relearned:
+                report.relearned = probe_adapter(open_probe_model(base, relearned.path), forget, holdout,
+                                                 probe_config, secrets=secrets, people=people)
+        return report
+
+    return _Prepared(adapter_dir, store, old, manifest, plan, derived, scope, forget, holdout, retain, probe,
+                     probe_after)
+
+
+class _Scratch:
+    """A folder deleted when the block ends (the relearned adapter: evidence, never served)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> _Scratch:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _relearned(base: Path, adapter: Path, retain: Mapping[str, str], config, store: Path):
+    """The relearning fine-tune of `adapter` on the retained records; its facts and its scratch folder."""
+    from unlearning.relearn import relearn_adapter
+
+    scratch = _Scratch(store / f".relearn-{adapter.name}")
+    facts = relearn_adapter(base, adapter, list(retain.values()), config, scratch.path)
+    return facts, scratch
 
 
 def probe_served_adapter(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str],
-                         probe_config=None) -> RemedyRecord:
+                         probe_config=None, forms: Sequence[str] | None = None) -> RemedyRecord:
     """Probe a served adapter for the records, as a remedy would before it starts; nothing is changed.
 
     The record holds `before` (the probe report), or `noop_reason` when the adapter never trained on them.
     """
     adapter_dir, clock = Path(adapter_dir), _StageClock()
     record = RemedyRecord(old_adapter="", method="probe", stage_seconds=clock.seconds)
-    prepared = _prepare(ctx, adapter_dir, record_ids, probe_config, record)
+    prepared = _prepare(ctx, adapter_dir, record_ids, probe_config, record, forms)
     if prepared is not None:
         clock.lap("prepare")
         record.before = prepared.probe(adapter_dir)
@@ -265,7 +322,7 @@ def remedy_adapter(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[
     clock, adapter_dir = _StageClock(), Path(adapter_dir)
     parsed = parse_config(options.method, options.config)
     record = RemedyRecord(old_adapter="", method=options.method, stage_seconds=clock.seconds, remedy_id=remedy_id)
-    prepared = _prepare(ctx, adapter_dir, record_ids, options.probe_config, record)
+    prepared = _prepare(ctx, adapter_dir, record_ids, options.probe_config, record, options.forms, options.relearn)
     if prepared is None:
         return record
     clock.lap("prepare")
@@ -273,11 +330,14 @@ def remedy_adapter(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[
     if before is None:
         clock.lap("probe_before")
     family = max(options.family_size or 0, len(prepared.scope))
-    result = remediate(options.method, parsed, _input_factory(ctx, prepared, options.config), prepared.probe,
+    result = remediate(options.method, parsed, _input_factory(ctx, prepared, options.config), prepared.probe_after,
                        escalate_to="retrain" if options.escalate else None, on_step=options.on_step,
-                       flagged_of=lambda report: holm_flags(report, set(prepared.scope), report.config.alpha, family))
+                       flagged_of=lambda report: form_flags(report, set(prepared.scope), family)[0])
     clock.lap("methods")  # training and the probe after each attempt
     _record_result(record, result)
+    if result.escalated:
+        forms = form_flags(result.attempts[0].probe, set(prepared.scope), family)[1]
+        record.escalation_reason = f"{result.escalation_reason} (flagged in: {', '.join(forms)})"
     _commit(ctx, record, prepared, result.final.outcome, before_commit, clock)
     return record
 

@@ -23,6 +23,7 @@ from erasure.requests import FiledRequest, write_json_atomic
 from erasure.run_folder import save_step, step_results
 from erasure.run_folder.results import ProbeReport, ServedAdapter
 from erasure.context import ErasureContext
+from erasure.errors import ConfigurationError
 
 __all__ = ["EngineOptions", "probe_before", "remedy_all"]
 
@@ -35,6 +36,20 @@ class EngineOptions:
     config: Mapping | None = None
     escalate: bool = True
     coalesce_window: timedelta = timedelta(hours=24)
+    # The relearning check after each remedy attempt (unlearning.relearn); off only with a recorded reason.
+    relearn: bool = True
+    relearn_off_reason: str | None = None
+
+    def __post_init__(self):
+        if not self.relearn and not (self.relearn_off_reason or "").strip():
+            raise ConfigurationError("turning the relearning check off needs a reason, recorded with the remedy "
+                                     "(--no-relearn --relearn-off-reason TEXT)")
+
+    def relearning(self) -> dict:
+        """What the remedy record says of the check: its config, or why it was off."""
+        from unlearning.relearn import RelearnConfig
+
+        return {"config": RelearnConfig().model_dump()} if self.relearn else {"off": self.relearn_off_reason}
 
 
 def _remedy_id(old_adapter: str, request_ids: Sequence[str]) -> str:
@@ -81,11 +96,15 @@ def _run_remedy(ctx: ErasureContext, adapter: ServedAdapter, record_ids: list[st
     def persist(record: RemedyRecord, old_weights: list[tuple[str, Path]]) -> None:
         chosen = config if not record.escalated else parse_config("retrain", None).model_dump(mode="json")
         document = _record_json(record, chosen, request_ids, adapter.sha256)
+        document["relearning"] = options.relearning()
         document["old_weights"] = [[aid, str(path)] for aid, path in old_weights]
         write_json_atomic(pending, document)
 
+    from unlearning.relearn import RelearnConfig
+
     remedy = RemedyOptions(options.method, options.config, options.escalate, family_size=family_size,
-                           on_step=on_step)
+                           on_step=on_step, forms=tuple(adapter.forms),
+                           relearn=RelearnConfig() if options.relearn else None)
     record = remedy_adapter(ctx, path_of(adapter.uri), record_ids, remedy, before=before, remedy_id=remedy_id,
                             before_commit=persist)
     if record.noop_reason:
@@ -108,7 +127,7 @@ def probe_before(ctx: ErasureContext, request: FiledRequest, record_ids: list[st
     started = datetime.now(timezone.utc)
     adapters, noop = {}, []
     for adapter in served:
-        record = probe_served_adapter(ctx, path_of(adapter.uri), record_ids)
+        record = probe_served_adapter(ctx, path_of(adapter.uri), record_ids, forms=adapter.forms)
         if record.noop_reason:
             noop.append({"adapter": adapter.id, "reason": record.noop_reason})
         else:

@@ -15,9 +15,9 @@ from pathlib import Path
 from erasure.report_evidence import evidence_section
 from erasure.report_inputs import STEPS, ReportInputs
 from erasure.run_folder.results import AttestResult, ProbeReport, RemedyResult, ScopeResult, ServedAdapter, StepFile
-from erasure.report_model import (BlastSection, Distribution, ErasureReport, Point, ProbePair, ProbeSection,
-                                  ProbeSummary, RemedySection, RequestSection, ScopeSection, Stage, StepMark,
-                                  Timeline, VerifySection, hmac_label)
+from erasure.report_model import (BlastSection, Distribution, ErasureReport, FormSummary, Point, ProbePair,
+                                  ProbeSection, ProbeSummary, RemedySection, RequestSection, ScopeSection,
+                                  Stage, StepMark, Timeline, VerifySection, hmac_label)
 from erasure.requests import FiledRequest
 from lineage.impact import BlastRadius
 from unlearning.probes.calibration import SCORES
@@ -111,7 +111,9 @@ def _probe_summary(probe: ProbeReport) -> ProbeSummary:
                         flagged=probe.flagged, alpha=probe.config.alpha,
                         per_score_threshold=probe.per_score_threshold, holdout_ids=probe.holdout_ids,
                         holdout_false_flag_rate=probe.holdout_false_flag_rate, auc=probe.auc,
-                        distributions=distributions, undrawn=undrawn, notes=probe.notes)
+                        distributions=distributions, undrawn=undrawn, notes=probe.notes,
+                        forms={name: FormSummary(flagged=r.flagged, records=len(r.records), auc=r.auc)
+                               for name, r in probe.variants().items() if r is not probe})
 
 
 def _pairs(before: dict | None, after: dict | None, remedy: RemedyResult | None) -> list[ProbePair]:

@@ -14,10 +14,11 @@ from erasure.run_folder.results import AucReport, EraseResult, RemedyResult, Sco
 from erasure.statistics import FamilyRecord
 from erasure.sweep import SweepResult
 
-__all__ = ["KEY_CHARS", "REGISTER_FORMAT", "REPORT_FORMAT", "BlastSection", "Distribution", "ErasureReport",
-           "EvidenceSection", "IdentityRow", "IdentitySection", "Point", "ProbePair", "ProbeSection",
-           "ProbeSummary", "RegisterRow", "RemedySection", "RequestSection", "ScopeSection", "Stage", "StatisticsSection",
-           "StepMark", "Timeline", "TrainingSection", "VerifySection", "ENGINE_ONLY", "hmac_label"]
+__all__ = ["KEY_CHARS", "REGISTER_FORMAT", "REPORT_FORMAT", "BlastSection", "Distribution",
+           "ErasureReport", "EvidenceSection", "IdentityRow", "IdentitySection", "Point", "ProbePair",
+           "ProbeSection", "FormSummary", "ProbeSummary", "RegisterRow", "RemedySection", "RequestSection",
+           "ScopeSection", "Stage", "StatisticsSection", "StepMark", "Timeline", "TrainingSection",
+           "VerifySection", "ENGINE_ONLY", "hmac_label"]
 
 REPORT_FORMAT = "lethe-erasure-report/v1"
 REGISTER_FORMAT = "lethe-erasure-register/v1"
@@ -121,8 +122,17 @@ class Distribution(BaseModel):
     points: list[Point]
 
 
+class FormSummary(BaseModel):
+    """One served form's probe of an adapter (unlearning.forms), or the probe after the relearning check
+    ("relearned"): what it flagged and its AUCs."""
+
+    flagged: list[str]
+    records: int
+    auc: dict[str, AucReport]
+
+
 class ProbeSummary(BaseModel):
-    """One adapter's probe: flagged counts, AUCs, and the score distributions."""
+    """One adapter's probe: flagged counts, AUCs, and the score distributions; each served form's figures."""
 
     adapter: str
     adapter_sha256: str
@@ -136,6 +146,7 @@ class ProbeSummary(BaseModel):
     distributions: dict[str, Distribution]
     undrawn: dict[str, str]  # score -> why it has no chart
     notes: list[str]
+    forms: dict[str, FormSummary] = {}
 
 
 class ProbePair(BaseModel):

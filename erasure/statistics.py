@@ -86,6 +86,29 @@ def holm_flags(report: ProbeReport, record_ids: Collection[str], alpha: float, f
     return tuple(rid for (rid, _), q in zip(probed, adjusted) if q <= alpha)
 
 
+def form_key(adapter: str, form: str | None) -> str:
+    """The name a served form's tests carry in the run's family: `adapter@form` (the adapter alone: as trained)."""
+    return adapter if form is None else f"{adapter}@{form}"
+
+
+def adapter_of(key: str) -> str:
+    """The adapter of a family key (`form_key`)."""
+    return key.split("@", 1)[0]
+
+
+def form_flags(report: ProbeReport, record_ids: Collection[str],
+               family_size: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Records flagged by Holm in any form of a report (the adapter as trained and each served form), in a
+    family of `family_size` records times the forms probed; and the forms that flagged (as trained: "fp32"
+    or the device's dtype). For escalation."""
+    forms = report.variants()
+    by_form = {name or report.dtype: holm_flags(r, record_ids, report.config.alpha, family_size * len(forms))
+               for name, r in forms.items()}
+    flagged = {rid for ids in by_form.values() for rid in ids}
+    return (tuple(r.record_id for r in report.records if r.record_id in flagged),
+            tuple(name for name, ids in by_form.items() if ids))
+
+
 def family_tests(reports: Iterable[tuple[str, str, ProbeReport, Collection[str]]]) -> dict[tuple[str, str, str], float]:
     """(phase, adapter, record) -> p-value over (phase, adapter, probe report, records) of every request;
     a record two requests share counts once."""

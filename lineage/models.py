@@ -109,6 +109,7 @@ class Deployment(Node):
     mutable = True
     id: str
     endpoint: str
+    form: str | None = None  # the form it serves (unlearning.forms: fp32, bf16, int8, 4bit-nf4, ...); None: not said
 
 
 class ErasureRequest(Node):

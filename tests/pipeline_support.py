@@ -25,7 +25,10 @@ from tests.graph_snapshot import GraphDump
 PEPPER = "cd" * 32
 # A small corpus gives each of the 4 shards few steps per epoch: train longer than the demo does.
 # A quarter held out: the probes calibrate against the holdout, and ~60 records make its tails usable.
-TRAIN_CONFIG = {"ops": {"fine_tune": {"config": {"epochs": 20}}, "shards": {"config": {"holdout_fraction": 0.25}}}}
+# The deployment serves the adapter as trained (fp32): erasures probe no other form unless a test deploys one
+# (tests/erasure/test_served_forms.py); the demo records none, so its erasures probe the default forms.
+TRAIN_CONFIG = {"ops": {"fine_tune": {"config": {"epochs": 20}}, "shards": {"config": {"holdout_fraction": 0.25}},
+                        "deployment": {"config": {"form": "fp32"}}}}
 CORPUS = {"customers": 60, "seed": 11}
 
 

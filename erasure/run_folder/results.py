@@ -84,6 +84,7 @@ class ServedAdapter(StepModel):
     id: str
     uri: str
     sha256: str | None = None
+    forms: list[str] = []  # the forms its deployments record serving (unlearning.forms); empty: none recorded
 
 
 class BlastResult(BlastRadius):
@@ -170,6 +171,8 @@ class Remedy(StepModel):
     still_flagged: list[str] = []
     stage_seconds: dict[str, float] = {}
     seconds: float
+    # The relearning check after each attempt: its config, or why it was turned off (None: an older run).
+    relearning: dict[str, Any] | None = None
 
 
 class RemedyResult(StepModel):

@@ -158,23 +158,41 @@ def _erase_customers(settings: Settings, graph, corpus, plan, customer: dict, se
     keyring = Keyring.open(settings.state_dir)
     registry = KeyRegistry.load(keyring.registry_path)
     console.print(_queue_table(customers, outcomes, steps, registry))
+    _print_probes_and_remedy(first, customer, len(ids))
+    console.print(_false_alarm_line(steps))
+    erased = sum(o.verdict and o.verdict["status"] == "erased" for o in outcomes)
+    console.print(f"[bold]9.[/] {erased} of {len(outcomes)} verdicts erased, each attestation checked offline (table above):")
+    console.print(f"    lethe attest verify {outcomes[0].bundle} --keys {keyring.registry_path}")
+    console.print(f"[bold]10.[/] reports: {outcomes[0].report} (one per request)")
+
+
+def _print_probes_and_remedy(first: RunSteps, customer: dict, requests: int) -> None:
+    """The memorized customer's probes before, the one remedy, and the probes after (all the run's records)."""
     for adapter_id, report in first.probe_before.adapters.items():
         console.print(f"    before, customer #{customer['index']}: {len(report.flagged)} of "
                       f"{len(report.records)} records flagged on {adapter_id}; {_evidence(report)}")
+        console.print(_forms_line(report))
     for remedy in first.remedy.remedies:
         retain = remedy.utility["retain"].relative_change if "retain" in remedy.utility else None
-        console.print(f"[bold]8.[/] one remedy for all {len(ids)} requests: {remedy.method} ({remedy.kind}), "
+        console.print(f"[bold]8.[/] one remedy for all {requests} requests: {remedy.method} ({remedy.kind}), "
                       f"{remedy.old_adapter} → {remedy.new_adapter}"
                       + (f", retained-record NLL {retain:+.2%}" if retain is not None else ""))
     for adapter_id, report in first.probe_after.adapters.items():
         n, alpha = len(report.records), report.config.alpha
         console.print(f"    after, all {n} records on {adapter_id}: {len(report.flagged)} flagged at the per-record "
                       f"threshold (by chance about {n * alpha:.1f} of {n}); {_evidence(report)}")
-    console.print(_false_alarm_line(steps))
-    erased = sum(o.verdict and o.verdict["status"] == "erased" for o in outcomes)
-    console.print(f"[bold]9.[/] {erased} of {len(outcomes)} verdicts erased, each attestation checked offline (table above):")
-    console.print(f"    lethe attest verify {outcomes[0].bundle} --keys {keyring.registry_path}")
-    console.print(f"[bold]10.[/] reports: {outcomes[0].report} (one per request)")
+        console.print(_forms_line(report))
+
+
+def _forms_line(report) -> str:
+    """The same probe of each served form (the deployment records none: bf16, int8 and 4-bit NF4), and after
+    the relearning check."""
+    counts = [f"{name} {len(r.flagged)} of {len(r.records)}" for name, r in report.forms.items()]
+    line = "      served as " + ("; ".join(counts) or "no other form") + " flagged"
+    if report.relearned is not None:
+        line += (f"; after relearning ({report.relearning.steps} steps on {report.relearning.retain_records} "
+                 f"retained records, {report.relearning.seconds:.1f} s) {len(report.relearned.flagged)} flagged")
+    return line
 
 
 def _false_alarm_line(steps: list[RunSteps]) -> str:

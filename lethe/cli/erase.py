@@ -151,6 +151,10 @@ def run(
     set_: list[str] = typer.Option([], "--set", help="a method setting, KEY=VALUE (repeatable)"),
     escalate: bool = typer.Option(True, help="retrain when an approximate method leaves records flagged"),
     window_hours: float = typer.Option(24.0, min=0.0, help="requests received this close share one remedy"),
+    relearn: bool = typer.Option(True, help="after each remedy attempt, fine-tune briefly on retained records and "
+                                            "probe again: forgetting that only hid the records comes back"),
+    relearn_off_reason: str | None = typer.Option(None, help="why the relearning check is off (--no-relearn "
+                                                              "needs it; recorded with the remedy)"),
 ) -> None:
     """Run (or resume) requests: blast radius, probes, remedy, probes, erase, attest, report."""
     from erasure.engine import EngineOptions, run_requests
@@ -160,7 +164,8 @@ def run(
     parse_config(method, config)  # an unknown method or a bad setting fails before any work
     settings = wiring.cli_settings()
     options = EngineOptions(method=method, config=config, escalate=escalate,
-                            coalesce_window=timedelta(hours=window_hours))
+                            coalesce_window=timedelta(hours=window_hours), relearn=relearn,
+                            relearn_off_reason=relearn_off_reason)
     with wiring.open_graph(settings) as graph, console.status("running…") as status:
         outcomes = run_requests(wiring.erasure_context(settings, graph), request_ids or None, options,
                                 on_event=lambda rid, what: status.update(f"{rid}: {what}…"),

@@ -236,6 +236,8 @@ def probe(
     generate: bool = typer.Option(True, help="sample generations and scan them for the owners' identifiers"),
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the scoring pass: for large jobs "
                                                                   "on a GPU (compiling takes minutes)"),
+    form: list[str] = typer.Option([], help="also probe the adapter as served in this form (repeatable): bf16, "
+                                            "int8, 4bit-nf4, 4bit-fp4 (merged), or int8+adapter, 4bit-nf4+adapter"),
     out: Path | None = typer.Option(None, help="also write the report as JSON here"),
 ) -> None:
     """Did an adapter memorize these records? Scores vs its holdout, exposure, generations; a table and JSON."""
@@ -244,7 +246,7 @@ def probe(
 
     settings = wiring.cli_settings()
     request = ProbeRequest(adapter=adapter, record_ids=tuple(record), dataset=dataset, exposure=exposure,
-                           generate=generate)
+                           generate=generate, forms=tuple(form))
     with wiring.open_graph(settings) as graph, console.status("probing (loading the models the first time)…"):
         report = probe_records(wiring.erasure_context(settings, graph), request,
                                ProbeConfig(alpha=alpha, compile_model=compile_model))
@@ -253,7 +255,7 @@ def probe(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(report.model_dump_json(indent=1) + "\n", encoding="utf-8")
         console.print(f"report written to {out}")
-    if report.flagged:
+    if any(r.flagged for r in report.variants().values()):
         raise typer.Exit(EXIT_BLOCKED)
 
 

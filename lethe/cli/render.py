@@ -113,6 +113,11 @@ def probe_report(report) -> None:
         summary["generated samples"] = g.samples
         summary["samples leaking an owner's identifier"] = sum(g.leaking_prompts.values())
     console.print(counts_table("Summary", summary))
+    if report.forms:
+        console.print(counts_table("Served forms (each calibrated on its own holdout scores)", {
+            name: f"{len(r.flagged)} of {len(r.records)} flagged; AUC {r.auc['ratio'].value:.2f} "
+                  f"[{r.auc['ratio'].ci_low:.2f}, {r.auc['ratio'].ci_high:.2f}]"
+            for name, r in report.forms.items()}))
     for note in report.notes:
         console.print(f"[dim]note:[/] {note}")
 

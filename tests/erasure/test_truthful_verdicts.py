@@ -25,7 +25,8 @@ from tests.erasure.planted_corpus import planted_corpus
 from tests.pipeline_support import materialized_pipeline
 
 # Few epochs: what is tested here is the scope, the sweeps and the verdicts, not memorization.
-TRAIN_CONFIG = {"ops": {"fine_tune": {"config": {"epochs": 3}}, "shards": {"config": {"holdout_fraction": 0.25}}}}
+TRAIN_CONFIG = {"ops": {"fine_tune": {"config": {"epochs": 3}}, "shards": {"config": {"holdout_fraction": 0.25}},
+                        "deployment": {"config": {"form": "fp32"}}}}
 
 
 @pytest.fixture(scope="module")

@@ -167,6 +167,8 @@ def test_pipeline_run_says_what_is_missing_before_any_run(env, tmp_path):
     (batches / "tickets.jsonl").write_bytes(jsonl(tickets(4)))
     no_model = run(env, "pipeline", "run")
     assert no_model.exit_code == 2 and "LETHE_BASE_MODEL" in no_model.output
+    bad_form = run(env, "pipeline", "run", "--form", "int3")
+    assert bad_form.exit_code == 2 and "unknown served form 'int3'" in bad_form.output, bad_form.output
     assert not (tmp_path / "state" / "dagster").exists()  # nothing ran
 
 
@@ -177,12 +179,12 @@ def test_pipeline_run_ingests_new_batches_once_and_trains(env, tmp_path, tiny_ba
     batches.mkdir(parents=True)
     (batches / "tickets-1.jsonl").write_bytes(jsonl(tickets(24)))
     env = {**env, "LETHE_BASE_MODEL": str(tiny_base_model)}
-    first = run(env, "pipeline", "run", "--epochs", "1", "--holdout-fraction", "0.1")
+    first = run(env, "pipeline", "run", "--epochs", "1", "--holdout-fraction", "0.1", "--form", "nf4")
     assert first.exit_code == 0 and "ingested 1 new batch file(s) of 1" in first.output, first.output
     served = graph.read("MATCH (r:Record)-[:IN]->(:Shard)-[:PART_OF]->(:DatasetVersion), "
-                        "(a:Adapter)-[:DEPLOYED_TO]->(:Deployment) RETURN count(DISTINCT r) AS records, "
-                        "count(DISTINCT a) AS adapters")[0]
-    assert served["adapters"] == 1 and 0 < served["records"] <= 24, served
+                        "(a:Adapter)-[:DEPLOYED_TO]->(d:Deployment) RETURN count(DISTINCT r) AS records, "
+                        "count(DISTINCT a) AS adapters, collect(DISTINCT d.form) AS forms")[0]
+    assert served["adapters"] == 1 and 0 < served["records"] <= 24 and served["forms"] == ["4bit-nf4"], served
     again = run(env, "pipeline", "run", "--epochs", "1", "--holdout-fraction", "0.1")
     assert again.exit_code == 0 and "ingested 0 new batch file(s) of 1" in again.output, again.output
     assert "nothing new to train on" in again.output

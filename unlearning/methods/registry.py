@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from unlearning.errors import RemedyError
 from unlearning.methods.base import MethodConfig, MethodKind, RemedyInput, RemedyOutcome, StepCallback
 
-__all__ = ["MethodSpec", "get_method", "method_names", "parse_config", "register_method"]
+__all__ = ["MethodSpec", "get_method", "method_names", "parse_config", "register_method", "unregister_method"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 _REGISTRY: dict[str, "MethodSpec"] = {}
@@ -52,6 +52,13 @@ def register_method(spec: MethodSpec) -> MethodSpec:
                           f"got {type(spec.run).__name__}")
     _REGISTRY[spec.name] = spec
     return spec
+
+
+def unregister_method(name: str) -> None:
+    """Remove a method registered by `register_method` (a plugin's or a test's); an unknown name is an error."""
+    if name not in _REGISTRY:
+        raise RemedyError(f"no remedy method named {name!r} is registered")
+    del _REGISTRY[name]
 
 
 def method_names() -> list[str]:

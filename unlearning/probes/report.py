@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from unlearning.relearn import RelearnFacts
+
+RELEARNED = "relearned"  # the variant name of the probe after the relearning fine-tune
+
 __all__ = ["AucReport", "ExposureReport", "GenerationReport", "ProbeConfig", "ProbeReport", "RecordProbe"]
 
 
@@ -113,6 +117,8 @@ class ProbeReport(BaseModel):
     base_model_sha256: str
     device: str
     dtype: str
+    # The served form probed (unlearning.forms: int8, 4bit-nf4, ...); None: the adapter as trained, on its base.
+    form: str | None = None
     config: ProbeConfig
     per_score_threshold: float
     scores: list[str]
@@ -125,3 +131,14 @@ class ProbeReport(BaseModel):
     generation: GenerationReport | None
     notes: list[str]
     seconds: float
+    # The same probe of each served form of the adapter (by form name), each calibrated on its own holdout
+    # scores under that form; empty for a form's own report, and when only the adapter as trained was probed.
+    forms: dict[str, ProbeReport] = {}
+    # After a remedy: the same probe after a short fine-tune on retained records only (unlearning.relearn).
+    relearning: RelearnFacts | None = None
+    relearned: ProbeReport | None = None
+
+    def variants(self) -> dict[str | None, ProbeReport]:
+        """This report (the adapter as trained, or its one form), each served form's by form name, and the
+        relearned adapter's as "relearned": every probe whose flags count."""
+        return {self.form: self, **self.forms, **({RELEARNED: self.relearned} if self.relearned else {})}

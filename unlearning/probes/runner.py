@@ -15,6 +15,7 @@ import numpy as np
 from unlearning.adapters import load_adapter_model
 from unlearning.base_model import check_model_dir, model_dir_sha256
 from unlearning.errors import AdapterError, ProbeInputError
+from unlearning.forms import ServedForm, load_served_model
 from unlearning.probes.calibration import (SCORES, auc_with_ci, calibrated_p_value, holdout_summary,
                                            record_p_values, score_values, threshold)
 from unlearning.probes.exposure import SecretSpan, candidate_values, exposure_of
@@ -36,8 +37,8 @@ Regurgitation = Callable[[list[str]], dict[str, float]]
 class ProbeModel:
     """A base model with one adapter on it, loaded once for every probe of that adapter."""
 
-    def __init__(self, base_model_dir: Path, adapter_dir: Path):
-        self.base_model_dir, self.adapter_dir = Path(base_model_dir), Path(adapter_dir)
+    def __init__(self, base_model_dir: Path, adapter_dir: Path, form: ServedForm | None = None):
+        self.base_model_dir, self.adapter_dir, self.form = Path(base_model_dir), Path(adapter_dir), form
         self.device = select_device()
         self.dtype = compute_dtype(self.device)
         check_model_dir(self.base_model_dir)
@@ -45,8 +46,12 @@ class ProbeModel:
         _check_same_base(self.adapter_dir, self.base_sha256)
         self.adapter_sha256 = model_dir_sha256(self.adapter_dir)
         try:
-            self.model, self.tokenizer = load_adapter_model(self.base_model_dir, self.adapter_dir,
-                                                            device=self.device, dtype=self.dtype)
+            if form is None:  # the adapter as trained, on the base, in the device's compute dtype
+                self.model, self.tokenizer = load_adapter_model(self.base_model_dir, self.adapter_dir,
+                                                                device=self.device, dtype=self.dtype)
+            else:
+                self.model, self.tokenizer = load_served_model(self.base_model_dir, self.adapter_dir, form,
+                                                               self.device, self.dtype)
         except (RuntimeError, ValueError, KeyError) as exc:  # shape mismatches, missing target modules
             raise AdapterError(f"the adapter at {self.adapter_dir} does not fit the base model at "
                                f"{self.base_model_dir}: {str(exc).splitlines()[0][:300]}; probe it with the "
@@ -66,9 +71,10 @@ def _check_same_base(adapter_dir: Path, base_sha256: str) -> None:
                            f"model given is {base_sha256[:16]}…; set LETHE_BASE_MODEL to the model it was trained on")
 
 
-def open_probe_model(base_model_dir: Path, adapter_dir: Path) -> ProbeModel:
-    """Load base + adapter on the best device, refusing an adapter trained on another base model."""
-    return ProbeModel(base_model_dir, adapter_dir)
+def open_probe_model(base_model_dir: Path, adapter_dir: Path, form: ServedForm | None = None) -> ProbeModel:
+    """Load base + adapter on the best device (in a served `form` if given: merged, cast or quantized),
+    refusing an adapter trained on another base model."""
+    return ProbeModel(base_model_dir, adapter_dir, form)
 
 
 def holdout_false_flag_rate(holdout: Sequence[RecordScores], alpha: float) -> float:
@@ -117,7 +123,7 @@ _SCORES, _EXPOSURES = _Memo(200_000), _Memo(20_000)
 
 
 def _model_key(pm: ProbeModel) -> tuple:
-    return pm.base_sha256, pm.adapter_sha256, str(pm.device), str(pm.dtype)
+    return pm.base_sha256, pm.adapter_sha256, str(pm.device), str(pm.dtype), pm.form.name if pm.form else None
 
 
 def _digest(text: str) -> bytes:
@@ -281,7 +287,8 @@ def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str
     auc = _auc(scope, holdout, by_text, held_values, people, config)
     return ProbeReport(
         adapter=str(pm.adapter_dir), adapter_sha256=pm.adapter_sha256, base_model_sha256=pm.base_sha256,
-        device=str(pm.device), dtype=str(pm.dtype).removeprefix("torch."), config=config,
+        device=str(pm.device), dtype=str(pm.dtype).removeprefix("torch."), form=pm.form.name if pm.form else None,
+        config=config,
         per_score_threshold=limit, scores=[s.name for s in SCORES], holdout_ids=len(holdout),
         holdout_stats={name: holdout_summary(v) for name, v in held_values.items()},
         holdout_false_flag_rate=holdout_false_flag_rate(held_scores, config.alpha), records=records,

@@ -145,7 +145,9 @@ def adapter_merged(model) -> Iterator[None]:
     """
     weights = next(model.parameters())
     layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
-    if not layers or weights.dtype != torch.float32 or any(m.merged for m in layers):
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    quantized = getattr(base, "hf_quantizer", None) is not None  # merging into int8/4-bit weights rounds
+    if not layers or quantized or weights.dtype != torch.float32 or any(m.merged for m in layers):
         yield
         return
     model.merge_adapter()
