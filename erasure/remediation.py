@@ -210,9 +210,12 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
     secrets, people = secret_spans(forget), people_of(ctx.graph, [*forget, *holdout])
     served_forms = probed_forms(forms if forms is not None else deployed_forms(ctx.graph, old["id"]))
 
+    shard_test = _shard_test(base, forget, holdout, plan, derived, probe_config)
+
     def probe(path: Path):
         report = probe_adapter(open_probe_model(base, path), forget, holdout, probe_config,
                                secrets=secrets, people=people)
+        report.shard_reference = shard_test(path)
         for form in served_forms:  # each served form calibrated on the holdout scored in that form
             report.forms[form.name] = probe_adapter(open_probe_model(base, path, form), forget, holdout,
                                                     probe_config, secrets=secrets, people=people)
@@ -229,6 +232,29 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
 
     return _Prepared(adapter_dir, store, old, manifest, plan, derived, scope, forget, holdout, retain, probe,
                      probe_after)
+
+
+def _shard_test(base: Path, forget: Mapping[str, str], holdout: Mapping[str, str], plan: DatasetPlan,
+                derived: DatasetPlan, probe_config) -> Callable[[Path], object]:
+    """The shard-reference test of an adapter merged from shard adapters: the old one (the plan's shards)
+    or an exact remedy's (the derived plan's, by the same index); None for any other adapter."""
+    from unlearning.probes import probe_shards
+    from unlearning.probes.shard_reference import shard_adapter_dirs
+
+    index_of = {rid: s.index for s in plan.shards for rid, _ in s.records}
+
+    def test(path: Path):
+        for layout in (plan, derived):
+            dirs = shard_adapter_dirs(path, [s.id for s in layout.shards])
+            if dirs is None or len(dirs) < 2:
+                continue
+            position = {s.index: n for n, s in enumerate(layout.shards)}
+            own = {rid: position[index_of[rid]] for rid in forget if index_of.get(rid) in position}
+            if own:
+                return probe_shards(base, dirs, own, {**forget, **holdout}, list(holdout), probe_config)
+        return None
+
+    return test
 
 
 class _Scratch:

@@ -110,7 +110,9 @@ def _probe_summary(probe: ProbeReport) -> ProbeSummary:
     return ProbeSummary(adapter=probe.adapter, adapter_sha256=probe.adapter_sha256, records=len(probe.records),
                         flagged=probe.flagged, alpha=probe.config.alpha,
                         per_score_threshold=probe.per_score_threshold, holdout_ids=probe.holdout_ids,
-                        holdout_false_flag_rate=probe.holdout_false_flag_rate, auc=probe.auc,
+                        holdout_false_flag_rate=probe.holdout_false_flag_rate,
+                        auc={**probe.auc, **({"shard_reference": probe.shard_reference.auc}
+                                             if probe.shard_reference is not None else {})},
                         distributions=distributions, undrawn=undrawn, notes=probe.notes,
                         forms={name: FormSummary(flagged=r.flagged, records=len(r.records), auc=r.auc)
                                for name, r in probe.variants().items() if r is not probe})

@@ -17,7 +17,7 @@ __all__ = ["SCORE_LABELS", "BlastChart", "DistributionChart", "Label", "Timeline
            "distribution_chart", "timeline_chart"]
 
 SCORE_LABELS = {"ratio": "−log(NLL ratio)", "min_k_pp": "Min-K%++", "es": "extraction strength",
-                "em": "exact memorization"}
+                "em": "exact memorization", "shard_reference": "shard reference (own shard vs the others)"}
 
 
 @dataclass(frozen=True)

@@ -102,9 +102,14 @@ class EarlyServers:
                 self._stop(name)
 
     def _stop(self, name: str) -> None:
-        self.owned.pop(name).stop()
+        server = self.owned.pop(name)
         if name == "bulk_server":
+            # Thrown away with its folder: a JVM that once took 60 s to honour SIGTERM here (2026-12-06, not
+            # reproduced since) gets 10 s, then SIGKILL. The session's server keeps its store: it gets 60 s.
+            server.stop(timeout_s=10.0)
             shutil.rmtree(SERVERS[name]().state_dir.parent, ignore_errors=True)
+        else:
+            server.stop()
 
     def stop_unused(self) -> None:
         """At the end of the session: stop the servers started early that no test used (e.g. after -x)."""

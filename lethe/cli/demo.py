@@ -241,6 +241,12 @@ def _evidence(report: ProbeReport) -> str:
     people = "" if auc.forget_people is None else f" of {auc.forget_people} vs {auc.holdout_people} people"
     line = (f"AUC vs holdout {auc.value:.2f} [{auc.ci_low:.2f}, {auc.ci_high:.2f}] "
             f"({auc.forget} distinct texts vs {auc.holdout} records{people})")
+    shard = report.shard_reference
+    if shard is not None:
+        above = sum(r.statistic > shard.holdout_range["max"] for r in shard.records.values())
+        line += (f"; shard reference (own shard vs the other {shard.shards - 1}) AUC {shard.auc.value:.2f} "
+                 f"[{shard.auc.ci_low:.2f}, {shard.auc.ci_high:.2f}] over {shard.auc.forget} records, "
+                 f"{above} above the holdout's range")
     canaries = [e for r in report.records for e in r.exposures if e.kind == "SECRET_CODE" and not e.control]
     if canaries:
         # The highest of n canaries: by chance it reaches x bits with 1 - (1 - 2^-x)^n. The base model's

@@ -234,3 +234,18 @@ def test_a_remedy_that_fails_before_its_lineage_commit_leaves_the_old_adapter_se
     assert graph.read("MATCH ()-[r]->() RETURN count(r) AS n")[0]["n"] == edges_before
     after = graph.read("MATCH (a:Adapter)-[:DEPLOYED_TO]->(:Deployment) RETURN a.id AS id, a.state AS state")
     assert after == [{"id": served["id"], "state": "active"}] and path_of(served["uri"]).is_dir()
+
+
+def test_the_shard_reference_test_runs_before_and_looks_out_after_the_retrain(after_coalescing):
+    pipeline = after_coalescing
+    (a, _), state = pipeline["requests"], pipeline["settings"].state_dir
+    steps = step_results(state, a.id)
+    [remedy] = steps.remedy.remedies
+    before = steps.probe_before.adapters[remedy.old_adapter].shard_reference
+    after = steps.probe_after.adapters[remedy.new_adapter].shard_reference
+    assert before.shards == after.shards == 4 and set(before.records) <= set(after.records)  # after: both requests
+    # Exact retrain: the records' former shards were retrained without them, so each must look OUT: no
+    # p-value below alpha over the records (Bonferroni), the holdout's own null giving the p-values.
+    n = len(after.records)
+    assert all(r.p_value > 0.01 / n for r in after.records.values()), after.records
+    assert after.auc.ci_low <= 0.5 <= after.auc.ci_high, after.auc

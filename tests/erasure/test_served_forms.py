@@ -89,6 +89,13 @@ def test_a_record_that_flags_only_at_4bit_turns_the_verdict(scratch_pipeline, sh
     assert set(before.forms) == {"int8", "4bit-nf4"}  # what the deployments serve; fp32 is the adapter itself
     assert {name: r.form for name, r in before.forms.items()} == {"int8": "int8", "4bit-nf4": "4bit-nf4"}
     assert before.flagged and before.forms["4bit-nf4"].flagged  # memorized in every form before
+    # The shard-reference test (own shard vs the 3 others) sees the memorized records above the holdout's range.
+    # Measured (2026-12-06, this 2-core CPU): 9 records at 1.03-1.21 nats vs a holdout maximum of 0.45, AUC 1.0
+    # over 9 records where the base-ratio AUC, over the customer's 2 distinct texts, was 0.56 [0.03, 1.0].
+    reference = before.shard_reference
+    assert reference.shards == 4 and reference.auc.value >= 0.9, reference.auc
+    canaries = set(customer["record_ids"]) & set(before.flagged)
+    assert canaries and all(reference.records[r].statistic > reference.holdout_range["max"] for r in canaries)
 
     [remedy] = steps.remedy.remedies
     assert [a.method for a in remedy.attempts] == ["below_4bit_step"] and not remedy.escalated

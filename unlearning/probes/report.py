@@ -12,7 +12,8 @@ from unlearning.relearn import RelearnFacts
 
 RELEARNED = "relearned"  # the variant name of the probe after the relearning fine-tune
 
-__all__ = ["AucReport", "ExposureReport", "GenerationReport", "ProbeConfig", "ProbeReport", "RecordProbe"]
+__all__ = ["AucReport", "ExposureReport", "GenerationReport", "ProbeConfig", "ProbeReport", "RecordProbe",
+           "ShardReferenceRecord", "ShardReferenceReport"]
 
 
 class ProbeConfig(BaseModel):
@@ -96,6 +97,28 @@ class AucReport(BaseModel):
     holdout_people: int | None = None
 
 
+class ShardReferenceRecord(BaseModel):
+    """One scope record: the shard it was trained in, its statistic and its p-value against the holdout."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    own_shard: int
+    statistic: float
+    p_value: float
+
+
+class ShardReferenceReport(BaseModel):
+    """The shard-reference test of one sharded adapter (ids and figures only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shards: int
+    auc: AucReport  # scope (own shard as IN) vs holdout (one shard per held-out record, drawn by its id)
+    holdout_range: dict[str, float]  # the null statistic's q05, q50, q95 and max
+    records: dict[str, ShardReferenceRecord]
+    seconds: float
+
+
 class GenerationReport(BaseModel):
     """What the sampled generations gave away: counts only, never the generated text."""
 
@@ -137,6 +160,8 @@ class ProbeReport(BaseModel):
     # After a remedy: the same probe after a short fine-tune on retained records only (unlearning.relearn).
     relearning: RelearnFacts | None = None
     relearned: ProbeReport | None = None
+    # The shard-reference membership test, when the adapter is a merge of shard adapters Lethe trained.
+    shard_reference: ShardReferenceReport | None = None
 
     def variants(self) -> dict[str | None, ProbeReport]:
         """This report (the adapter as trained, or its one form), each served form's by form name, and the

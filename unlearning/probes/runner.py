@@ -25,7 +25,7 @@ from unlearning.probes.report import (AucReport, ExposureReport, GenerationRepor
 from unlearning.probes.scoring import RecordScores, score_texts
 from unlearning.runtime import compute_dtype, select_device
 
-__all__ = ["ProbeModel", "holdout_false_flag_rate", "open_probe_model", "probe_adapter"]
+__all__ = ["ProbeModel", "holdout_false_flag_rate", "open_probe_model", "probe_adapter", "probe_shards"]
 
 ADAPTER_MANIFEST = "lethe_manifest.json"
 # Scans generated samples; returns, per sample, the identifier kinds of the subject found in it.
@@ -294,3 +294,18 @@ def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str
         holdout_false_flag_rate=holdout_false_flag_rate(held_scores, config.alpha), records=records,
         flagged=[r.record_id for r in records if r.flagged], auc=auc, generation=generation,
         notes=_window_notes(ids, scores, config), seconds=time.perf_counter() - started)
+
+
+def probe_shards(base_model_dir: Path, shard_dirs: Sequence[Path], scope_shard: Mapping[str, int],
+                 texts: Mapping[str, str], holdout_ids: Sequence[str], config: ProbeConfig | None = None):
+    """The shard-reference test (unlearning.probes.shard_reference): every text scored under each shard
+    adapter (in `shard_dirs` order); `scope_shard` maps scope record ids to their own shard's position."""
+    from unlearning.probes.shard_reference import shard_reference
+
+    config, started = config or ProbeConfig(), time.perf_counter()
+    distinct = list(dict.fromkeys(texts.values()))
+    nll_by_shard = []
+    for shard_dir in shard_dirs:
+        by_text = _scores_of(open_probe_model(base_model_dir, shard_dir), distinct, config)
+        nll_by_shard.append({record_id: by_text[text].nll for record_id, text in texts.items()})
+    return shard_reference(nll_by_shard, scope_shard, holdout_ids, config, started)
