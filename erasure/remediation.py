@@ -225,9 +225,9 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
         report = probe(path)
         if relearn is not None:
             report.relearning, relearned = _relearned(base, path, retain, relearn, store)
-            with relearned:
+            with relearned:  # its flags are what counts: no exposure (the after-probe has it), no forms
                 report.relearned = probe_adapter(open_probe_model(base, relearned.path), forget, holdout,
-                                                 probe_config, secrets=secrets, people=people)
+                                                 probe_config, people=people)
         return report
 
     return _Prepared(adapter_dir, store, old, manifest, plan, derived, scope, forget, holdout, retain, probe,

@@ -22,7 +22,8 @@ from unlearning.probes.exposure import SecretSpan, candidate_values, exposure_of
 from unlearning.probes.generation import generate_samples, identity_prompts, prefix_prompts
 from unlearning.probes.report import (AucReport, ExposureReport, GenerationReport, ProbeConfig, ProbeReport,
                                       PValueReport, RecordProbe)
-from unlearning.probes.scoring import RecordScores, score_texts
+from unlearning.probes.scoring import (RecordScores, pad_token_id, score_texts, score_token_sequences,
+                                       text_token_ids)
 from unlearning.runtime import compute_dtype, select_device
 
 __all__ = ["ProbeModel", "holdout_false_flag_rate", "open_probe_model", "probe_adapter", "probe_shards"]
@@ -306,6 +307,23 @@ def probe_shards(base_model_dir: Path, shard_dirs: Sequence[Path], scope_shard: 
     distinct = list(dict.fromkeys(texts.values()))
     nll_by_shard = []
     for shard_dir in shard_dirs:
-        by_text = _scores_of(open_probe_model(base_model_dir, shard_dir), distinct, config)
-        nll_by_shard.append({record_id: by_text[text].nll for record_id, text in texts.items()})
+        by_text = _nll_of(open_probe_model(base_model_dir, shard_dir), distinct, config)
+        nll_by_shard.append({record_id: by_text[text] for record_id, text in texts.items()})
     return shard_reference(nll_by_shard, scope_shard, holdout_ids, config, started)
+
+
+def _nll_of(pm: ProbeModel, texts: Sequence[str], config: ProbeConfig) -> dict[str, float]:
+    """Each text's mean token NLL under the adapter alone (no reference pass), memoized like the scores."""
+    settings = ("nll", _model_key(pm), config.context)
+    keys = {text: (settings, _digest(text)) for text in texts}
+    found = {text: _SCORES.get(key) for text, key in keys.items()}
+    missing = [text for text, value in found.items() if value is None]
+    if missing:
+        tokens = score_token_sequences(pm.model, text_token_ids(pm.tokenizer, missing),
+                                       pad_id=pad_token_id(pm.tokenizer), batch_size=config.batch_size,
+                                       context=config.context, reference=False,
+                                       vocab_chunk_elements=config.vocab_chunk_elements)
+        for text, scored in zip(missing, tokens):
+            found[text] = float(-scored.logp.mean())
+            _SCORES.put(keys[text], found[text])
+    return found
