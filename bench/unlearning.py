@@ -8,7 +8,10 @@ the exact retrain is the reference row. Per row: forget-vs-holdout AUC of the NL
 bootstrap interval), mean exposure of the scope's canaries (255 candidates: chance is ~1.4 bits,
 maximum 8), mean extraction strength and exact memorization of the forget set, flagged records, the
 relative change of the retained records' and the holdout's mean NLL against the original adapter,
-and wall time. Then the time of the K=4 shard retrain against a full retrain of the K=1 adapter, and
+and wall time. Each row is probed again as served in int8 and 4-bit NF4 (bitsandbytes) and after the
+relearning check (20 steps on retained records only), with MUSE's PrivLeak for every one of them (the
+forget AUC relative to the exact retrain's, in the same form): `survives` says in which forms a method's
+forgetting holds. Then the time of the K=4 shard retrain against a full retrain of the K=1 adapter, and
 both retrained adapters' retained NLL.
 """
 
@@ -42,6 +45,32 @@ def _scope(corpus, plan, customers: int) -> tuple[int, list[str]]:
     return shard, [rid for c in chosen for rid in c["record_ids"] if shard_of.get(rid) == shard]
 
 
+BENCH_FORMS = ("int8", "4bit-nf4")
+
+
+def _probe_figures(report) -> dict:
+    """One probe's columns: forget AUC with its interval, canary exposure, extraction, flags."""
+    exposures = [e.exposure for r in report.records for e in r.exposures if not e.control]
+    auc, n = report.auc["ratio"], len(report.records)
+    return {"forget_auc": round(auc.value, 3), "forget_auc_ci": [round(auc.ci_low, 3), round(auc.ci_high, 3)],
+            "canary_exposure_bits": round(sum(exposures) / len(exposures), 2) if exposures else None,
+            "extraction_strength": round(sum(r.scores["es"] for r in report.records) / n, 3),
+            "exact_memorization": round(sum(r.scores["em"] for r in report.records) / n, 3),
+            "flagged": len(report.flagged), "forget_records": n}
+
+
+def _privleak(rows: list[dict]) -> None:
+    """MUSE's PrivLeak of every row and variant, (AUC − AUC of the exact retrain) / AUC of the exact retrain,
+    in the same form; and `survives`: the forms (fp32, each served form, after relearning) with no flag."""
+    reference = next(r for r in rows if r["method"] == "retrain")
+    for row in rows:
+        row["privleak"] = round((row["forget_auc"] - reference["forget_auc"]) / reference["forget_auc"], 3)
+        for name, variant in row["variants"].items():
+            same = reference["variants"][name]["forget_auc"]
+            variant["privleak"] = round((variant["forget_auc"] - same) / same, 3)
+        row["survives"] = [name for name, v in [("fp32", row), *row["variants"].items()] if v["flagged"] == 0]
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; print progress to stderr and the figures as one JSON line on stdout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -60,7 +89,9 @@ def main(argv: list[str] | None = None) -> dict:
     from unlearning.adapters import sequence_nll
     from unlearning.methods.base import RemedyInput
     from unlearning.methods.registry import get_method, method_names, parse_config
+    from unlearning.forms import parse_form
     from unlearning.probes import ProbeConfig, SecretSpan, open_probe_model, probe_adapter
+    from unlearning.relearn import RelearnConfig, relearn_adapter
     from unlearning.sharded import train_sharded_adapters
     from unlearning.training import LoraTrainingConfig
 
@@ -106,16 +137,17 @@ def main(argv: list[str] | None = None) -> dict:
 
     base_retain, base_holdout = mean_nll(original4.served_path, retain), mean_nll(original4.served_path, holdout)
 
+    def probe(adapter: Path, form=None) -> dict:
+        return _probe_figures(probe_adapter(open_probe_model(base, adapter, form), forget, holdout, probe_config,
+                                            secrets=secrets))
+
     def row(name: str, kind: str, adapter: Path, seconds: float) -> dict:
-        report = probe_adapter(open_probe_model(base, adapter), forget, holdout, probe_config, secrets=secrets)
-        exposures = [e.exposure for r in report.records for e in r.exposures if not e.control]
-        auc = report.auc["ratio"]
-        return {"method": name, "kind": kind, "forget_auc": round(auc.value, 3),
-                "forget_auc_ci": [round(auc.ci_low, 3), round(auc.ci_high, 3)],
-                "canary_exposure_bits": round(sum(exposures) / len(exposures), 2) if exposures else None,
-                "extraction_strength": round(sum(r.scores["es"] for r in report.records) / len(report.records), 3),
-                "exact_memorization": round(sum(r.scores["em"] for r in report.records) / len(report.records), 3),
-                "flagged": len(report.flagged), "forget_records": len(report.records),
+        figures = probe(adapter)
+        variants = {form: probe(adapter, parse_form(form)) for form in BENCH_FORMS}
+        relearned = STATE / f"relearned-{name}"
+        facts = relearn_adapter(base, adapter, list(retain.values()), RelearnConfig(), relearned)
+        variants["relearned"] = {**probe(relearned), "relearn_seconds": round(facts.seconds, 1)}
+        return {"method": name, "kind": kind, **figures, "variants": variants,
                 "retain_nll_change": round(mean_nll(adapter, retain) / base_retain - 1, 4),
                 "holdout_nll_change": round(mean_nll(adapter, holdout) / base_holdout - 1, 4),
                 "seconds": round(seconds, 1)}
@@ -135,6 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
             retrain_s = outcome.seconds
             retrained_shards = len(outcome.details["shards_retrained"])
 
+    _privleak(rows)
     progress("full retrain of the K=1 adapter ...")
     full, full_s = train(derived[1], STATE / "k1-retrain")
     retrain_row = next(r for r in rows if r["method"] == "retrain")
@@ -142,6 +175,9 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "unlearning", "device": "cpu", "customers": args.customers, "records": len(records),
         "scope_records": len(scope), "holdout_records": len(holdout), "epochs": args.epochs,
         "rows": rows,
+        # Methods whose forgetting holds at fp32 but not as served in some form or after relearning.
+        "caught_beyond_fp32": {r["method"]: [n for n, v in r["variants"].items() if v["flagged"]] for r in rows
+                               if r["flagged"] == 0 and any(v["flagged"] for v in r["variants"].values())},
         "shard_retrain_k4_s": round(retrain_s, 1), "shards_retrained": retrained_shards,
         "full_retrain_k1_s": round(full_s, 1), "shard_speedup": round(full_s / retrain_s, 2),
         "retain_nll_change_k4_retrain": retrain_row["retain_nll_change"],

@@ -89,6 +89,7 @@ def test_two_requests_share_one_remedy_and_each_gets_a_verified_attestation(afte
     assert len(remedies[0]) == len(remedies[1]) == 1
     assert remedies[0][0]["remedy_id"] == remedies[1][0]["remedy_id"]  # coalesced into one retrain
     assert remedies[0][0]["coalesced_with"] == sorted([a.id, b.id])
+    assert remedies[0][0]["relearning"]["config"]["steps"] == 20  # the relearning check ran, as recorded
     # Where the remedy's time went: every stage (the probe before covers the two requests' records at once).
     stages = remedies[0][0]["stage_seconds"]
     assert set(stages) == {"prepare", "probe_before", "methods", "utility", "lineage_and_deletion"}
@@ -106,6 +107,8 @@ def test_two_requests_share_one_remedy_and_each_gets_a_verified_attestation(afte
         predicate = report.statement.predicate
         assert predicate.request.reference == request.id and predicate.method.kind == "exact"
         assert predicate.scope.record_count >= 3 and predicate.manifests[0].non_inclusion
+        relearned = [p for p in predicate.probes.after if p.adapter.endswith("@relearned")]
+        assert len(relearned) == 1 and relearned[0].records_probed == predicate.probes.after[0].records_probed
         assert all(p.records_flagged == 0 for p in predicate.probes.after)
         assert outcome.report.is_file() and "erased" in outcome.report.read_text(encoding="utf-8")
         attestations = graph.read("MATCH (t:Attestation)-[:FOR]->(:ErasureRequest {id: $id}) "

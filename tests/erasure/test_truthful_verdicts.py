@@ -16,7 +16,7 @@ import pytest
 
 from attestation import KeyRegistry, verify_bundle
 from lethe.demo.corpus import write_jsonl
-from erasure.engine import file_and_scope, review_scope, run_requests, step_results
+from erasure.engine import EngineOptions, file_and_scope, review_scope, run_requests, step_results
 from erasure.requests import ErasureIntake
 from lineage.content_store import ContentStore
 from lineage.pii.identity_match import NeedleSet, identifier_needles, secret_needle
@@ -70,7 +70,9 @@ def erased(tmp_path_factory, neo4j_server, session_graph, tiny_base_model, corpu
         filed_scopes = {role: step_results(settings.state_dir, r.id).result_document("scope") for role, r in requests.items()}
         look_alikes = [r["id"] for r in filed_scopes["excluded"]["records"] if r["decision"] == "excluded_borderline"]
         review_scope(erasure_context(settings, graph), requests["excluded"].id, [], [people["excluded"]["other"], *look_alikes])
-        outcomes = run_requests(erasure_context(settings, graph), [r.id for r in requests.values()])
+        # The relearning check is tested in test_engine and test_served_forms; here the subject is the scope.
+        options = EngineOptions(relearn=False, relearn_off_reason="test of scope, sweeps and verdicts")
+        outcomes = run_requests(erasure_context(settings, graph), [r.id for r in requests.values()], options)
         yield {**pipeline, "people": people, "requests": requests, "filed_scopes": filed_scopes,
                "outcomes": dict(zip(requests, outcomes))}
 
