@@ -13,6 +13,7 @@ the GPUs that serve.
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,16 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from unlearning.errors import ProbeInputError
 
 __all__ = ["DEFAULT_FORMS", "FormPair", "ServedForm", "load_served_model", "parse_form", "parse_forms"]
+
+
+class _NotInt8Casts(logging.Filter):
+    """LLM.int8 multiplies in float16 by design and logs it on every call: it says nothing about the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("MatMul8bitLt: inputs will be cast")
+
+
+logging.getLogger("bitsandbytes.autograd._functions").addFilter(_NotInt8Casts())
 
 # Probed when a deployment records no form: what teams most often serve besides the weights as trained.
 DEFAULT_FORMS = ("bf16", "int8", "4bit-nf4")
