@@ -3,11 +3,9 @@ demo corpus's pipeline trained once for every test of it."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import random
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -44,32 +42,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the local Neo4j servers, and the build of the tiny base model, in the background as soon as the
-    selected tests are known to need them (the first tests to run need neither)."""
+    """Start the local Neo4j servers in the background as soon as the selected tests are known to need them.
+    (Building the tiny base model in a thread too was measured slower on 2 cores: 505 s vs 416 s for the
+    fresh-clone run, its torch threads contending with the torch tests.)"""
     wanted = [name for name in SERVERS if any(name in _fixtures(item) for item in session.items)]
     if wanted:
         EARLY.begin(wanted)
-    if any("tiny_base_model" in _fixtures(item) for item in session.items):
-        _base_model_build()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     EARLY.stop_unused()
-    if _BUILDS:
-        _BUILDS.pop().shutdown(wait=True)  # a build nobody waited for (e.g. after -x) ends before the session
-
-
-_BUILDS: list[ThreadPoolExecutor] = []
-
-
-@functools.cache
-def _base_model_build() -> Future:
-    """The demo's tiny base model (300 pretraining steps), built once in a thread and cached under
-    .lethe-test/models between runs; torch releases the GIL, so the tests before it keep running."""
-    from lethe.demo.models import build_demo_base_model
-
-    _BUILDS.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="base-model"))
-    return _BUILDS[0].submit(build_demo_base_model, ROOT / ".lethe-test" / "models" / "base-tiny")
 
 
 @pytest.fixture(scope="session")
@@ -129,8 +111,10 @@ def keyer() -> SubjectKeyer:
 
 @pytest.fixture(scope="session")
 def tiny_base_model() -> Path:
-    """The demo's tiny base model (tests/conftest.py `_base_model_build`: started early, waited for here)."""
-    return _base_model_build().result()
+    """The demo's tiny base model, built once and cached under .lethe-test/models between runs."""
+    from lethe.demo.models import build_demo_base_model
+
+    return build_demo_base_model(ROOT / ".lethe-test" / "models" / "base-tiny")
 
 
 @pytest.fixture(scope="session")
