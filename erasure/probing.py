@@ -105,7 +105,7 @@ def people_of(graph: GraphStore, record_ids: Sequence[str]) -> dict[str, str]:
 def probe_records(ctx: ErasureContext, request: ProbeRequest, config=None):
     """Run every probe of one adapter on the requested records; returns the ProbeReport."""
     from unlearning.forms import parse_forms
-    from unlearning.probes import ProbeConfig, open_probe_model, probe_adapter
+    from unlearning.probes import ProbeConfig, probe_forms
 
     if not request.record_ids:
         raise ConfigurationError("name at least one record to probe (--record ID, repeatable)")
@@ -124,16 +124,8 @@ def probe_records(ctx: ErasureContext, request: ProbeRequest, config=None):
     scan = _scanner_for(ctx, queries.record_owners(ctx.graph, scope_ids)) if request.generate else None
     regurgitation = _regurgitation_for(scope) if request.generate and request.regurgitation else None
     people = people_of(ctx.graph, [*scope, *holdout])
-    forms = parse_forms(request.forms)  # a bad name fails before any model is loaded
-    report = None
-    for form in (None, *forms):
-        model = open_probe_model(ctx.require_base_model(), request.adapter, form)
-        probed = probe_adapter(model, scope, holdout, config, secrets=secrets, scan_samples=scan,
-                               regurgitation=regurgitation, people=people)
-        if report is None:
-            report = probed
-        else:
-            report.forms[probed.form] = probed
+    report = probe_forms(ctx.require_base_model(), request.adapter, parse_forms(request.forms), scope, holdout,
+                         config, secrets=secrets, scan_samples=scan, regurgitation=regurgitation, people=people)
     untrained = set(scope_ids) - queries.trained_in_dataset(ctx.graph, dataset, scope_ids)
     if untrained:
         report.notes.append(f"{len(untrained)} requested record(s) are not in the training shards of {dataset}, "

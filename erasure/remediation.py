@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -181,7 +182,7 @@ class _Prepared:
 def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], probe_config,
              record: RemedyRecord, forms: Sequence[str] | None = None, relearn=None) -> _Prepared | None:
     """The plan of a remedy, or None (with `record.noop_reason`) when the adapter never trained on the records."""
-    from unlearning.probes import ProbeConfig, open_probe_model, probe_adapter
+    from unlearning.probes import ProbeConfig, open_probe_model, probe_adapter, probe_forms
 
     old, manifest = adapter_node(ctx.graph, adapter_dir), _manifest(adapter_dir)
     base = ctx.require_base_model()
@@ -213,20 +214,22 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
     shard_test = _shard_test(base, forget, holdout, plan, derived, probe_config)
 
     def probe(path: Path):
-        report = probe_adapter(open_probe_model(base, path), forget, holdout, probe_config,
-                               secrets=secrets, people=people)
+        report = probe_forms(base, path, served_forms, forget, holdout, probe_config, secrets=secrets,
+                             people=people)
         report.shard_reference = shard_test(path)
-        for form in served_forms:  # each served form calibrated on the holdout scored in that form
-            report.forms[form.name] = probe_adapter(open_probe_model(base, path, form), forget, holdout,
-                                                    probe_config, secrets=secrets, people=people)
         return report
 
     def probe_after(path: Path):
         report = probe(path)
         if relearn is not None:
-            report.relearning, relearned = _relearned(base, path, retain, relearn, store)
-            with relearned:  # its flags are what counts: no exposure (the after-probe has it), no forms
-                report.relearned = probe_adapter(open_probe_model(base, relearned.path), forget, holdout,
+            from unlearning.relearn import relearn_adapter
+
+            # A scratch copy beside the model store, gone after its probe (evidence, never served).
+            with tempfile.TemporaryDirectory(prefix=".relearn-", dir=store) as scratch:
+                relearned = Path(scratch) / "adapter"
+                report.relearning = relearn_adapter(base, path, list(retain.values()), relearn, relearned)
+                # Its flags are what counts: no exposure (the after-probe has it), no forms.
+                report.relearned = probe_adapter(open_probe_model(base, relearned), forget, holdout,
                                                  probe_config, people=people)
         return report
 
@@ -255,28 +258,6 @@ def _shard_test(base: Path, forget: Mapping[str, str], holdout: Mapping[str, str
         return None
 
     return test
-
-
-class _Scratch:
-    """A folder deleted when the block ends (the relearned adapter: evidence, never served)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self) -> _Scratch:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-
-
-def _relearned(base: Path, adapter: Path, retain: Mapping[str, str], config, store: Path):
-    """The relearning fine-tune of `adapter` on the retained records; its facts and its scratch folder."""
-    from unlearning.relearn import relearn_adapter
-
-    scratch = _Scratch(store / f".relearn-{adapter.name}")
-    facts = relearn_adapter(base, adapter, list(retain.values()), config, scratch.path)
-    return facts, scratch
 
 
 def probe_served_adapter(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str],

@@ -45,11 +45,16 @@ class EngineOptions:
             raise ConfigurationError("turning the relearning check off needs a reason, recorded with the remedy "
                                      "(--no-relearn --relearn-off-reason TEXT)")
 
-    def relearning(self) -> dict:
-        """What the remedy record says of the check: its config, or why it was off."""
+    def relearn_config(self):
+        """The relearning check's unlearning.relearn.RelearnConfig, or None when it is off."""
         from unlearning.relearn import RelearnConfig
 
-        return {"config": RelearnConfig().model_dump()} if self.relearn else {"off": self.relearn_off_reason}
+        return RelearnConfig() if self.relearn else None
+
+    def relearning(self) -> dict:
+        """What the remedy record says of the check: its config, or why it was off."""
+        config = self.relearn_config()
+        return {"config": config.model_dump()} if config is not None else {"off": self.relearn_off_reason}
 
 
 def _remedy_id(old_adapter: str, request_ids: Sequence[str]) -> str:
@@ -100,11 +105,9 @@ def _run_remedy(ctx: ErasureContext, adapter: ServedAdapter, record_ids: list[st
         document["old_weights"] = [[aid, str(path)] for aid, path in old_weights]
         write_json_atomic(pending, document)
 
-    from unlearning.relearn import RelearnConfig
-
     remedy = RemedyOptions(options.method, options.config, options.escalate, family_size=family_size,
                            on_step=on_step, forms=tuple(adapter.forms),
-                           relearn=RelearnConfig() if options.relearn else None)
+                           relearn=options.relearn_config())
     record = remedy_adapter(ctx, path_of(adapter.uri), record_ids, remedy, before=before, remedy_id=remedy_id,
                             before_commit=persist)
     if record.noop_reason:

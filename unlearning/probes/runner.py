@@ -26,7 +26,7 @@ from unlearning.probes.scoring import (RecordScores, pad_token_id, score_texts, 
                                        text_token_ids)
 from unlearning.runtime import compute_dtype, select_device
 
-__all__ = ["ProbeModel", "holdout_false_flag_rate", "open_probe_model", "probe_adapter", "probe_shards"]
+__all__ = ["ProbeModel", "holdout_false_flag_rate", "open_probe_model", "probe_adapter", "probe_forms", "probe_shards"]
 
 ADAPTER_MANIFEST = "lethe_manifest.json"
 # Scans generated samples; returns, per sample, the identifier kinds of the subject found in it.
@@ -327,3 +327,14 @@ def _nll_of(pm: ProbeModel, texts: Sequence[str], config: ProbeConfig) -> dict[s
             found[text] = float(-scored.logp.mean())
             _SCORES.put(keys[text], found[text])
     return found
+
+
+def probe_forms(base_model_dir: Path, adapter_dir: Path, forms: Sequence[ServedForm], scope: Mapping[str, str],
+                holdout: Mapping[str, str], config: ProbeConfig | None = None, **options) -> ProbeReport:
+    """`probe_adapter` on the adapter as trained, then on each served form (its report in `forms`, each form
+    calibrated on the holdout scored in that form); `options` go to every probe."""
+    report = probe_adapter(open_probe_model(base_model_dir, adapter_dir), scope, holdout, config, **options)
+    for form in forms:
+        report.forms[form.name] = probe_adapter(open_probe_model(base_model_dir, adapter_dir, form), scope,
+                                                holdout, config, **options)
+    return report
