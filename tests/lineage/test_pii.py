@@ -2,6 +2,7 @@ import dataclasses
 import logging
 import re
 import socket
+import threading
 import time
 import warnings
 
@@ -205,17 +206,26 @@ def test_order_and_batching_do_not_change_results(corpus, scanner, scanned):
 
 @pytest.fixture
 def no_network(monkeypatch) -> list[tuple]:
-    """Every outbound connection attempt is recorded and refused."""
+    """Every outbound connection attempt made by this test's thread is recorded and refused.
+
+    Other threads pass through untouched: the session's Neo4j servers start in a background
+    thread (tests/neo4j_servers.py) and poll their own port while these tests run; the code under
+    test here runs on the test's thread.
+    """
     attempts: list[tuple] = []
+    test_thread = threading.get_ident()
 
-    def refuse(*args, **kwargs):
-        attempts.append(args[1:] or args)
-        raise OSError("network disabled by test")
+    def refusing(original):
+        def refuse(*args, **kwargs):
+            if threading.get_ident() != test_thread:
+                return original(*args, **kwargs)
+            attempts.append(args[1:] or args)
+            raise OSError("network disabled by test")
+        return refuse
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(spacy.cli, "download", refuse)
+    for owner, name in ((socket.socket, "connect"), (socket.socket, "connect_ex"), (socket, "getaddrinfo")):
+        monkeypatch.setattr(owner, name, refusing(getattr(owner, name)))
+    monkeypatch.setattr(spacy.cli, "download", refusing(spacy.cli.download))
     return attempts
 
 
