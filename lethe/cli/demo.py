@@ -243,7 +243,7 @@ def _evidence(report: ProbeReport) -> str:
             f"({auc.forget} distinct texts vs {auc.holdout} records{people})")
     shard = report.shard_reference
     if shard is not None:
-        above = sum(r.statistic > shard.holdout_range["max"] for r in shard.records.values())
+        above = sum(r.above_holdout for r in shard.records.values())
         line += (f"; shard reference (own shard vs the other {shard.shards - 1}) AUC {shard.auc.value:.2f} "
                  f"[{shard.auc.ci_low:.2f}, {shard.auc.ci_high:.2f}] over {shard.auc.forget} records, "
                  f"{above} above the holdout's range")

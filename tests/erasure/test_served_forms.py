@@ -96,7 +96,7 @@ def test_a_record_that_flags_only_at_4bit_turns_the_verdict(scratch_pipeline, sh
     reference = before.shard_reference
     assert reference.shards == 4 and reference.auc.value >= 0.9, reference.auc
     canaries = set(customer["record_ids"]) & set(before.flagged)
-    assert canaries and all(reference.records[r].statistic > reference.holdout_range["max"] for r in canaries)
+    assert canaries and all(reference.records[r].above_holdout for r in canaries)
 
     [remedy] = steps.remedy.remedies
     assert [a.method for a in remedy.attempts] == ["below_4bit_step"] and not remedy.escalated

@@ -98,13 +98,15 @@ class AucReport(BaseModel):
 
 
 class ShardReferenceRecord(BaseModel):
-    """One scope record: the shard it was trained in, its statistic and its p-value against the holdout."""
+    """One scope record: the shard it was trained in, its statistic and its p-value against the holdout
+    scored with that shard as theirs; above_holdout: beyond every held-out record's statistic."""
 
     model_config = ConfigDict(extra="forbid")
 
     own_shard: int
     statistic: float
     p_value: float
+    above_holdout: bool
 
 
 class ShardReferenceReport(BaseModel):
@@ -113,8 +115,8 @@ class ShardReferenceReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     shards: int
-    auc: AucReport  # scope (own shard as IN) vs holdout (one shard per held-out record, drawn by its id)
-    holdout_range: dict[str, float]  # the null statistic's q05, q50, q95 and max
+    auc: AucReport  # scope (own shard as IN) vs holdout (each taking one of the scope's shards, by its id)
+    holdout_range: dict[str, float]  # the null's q05, q50, q95 and max over the scope's own shards
     records: dict[str, ShardReferenceRecord]
     seconds: float
 

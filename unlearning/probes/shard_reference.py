@@ -3,9 +3,10 @@
 A record's statistic is how much likelier its own shard's adapter finds it than the other shards' adapters
 do: s = mean over the others of NLL − NLL under its own (nats per token; the shared base cancels). It is
 the likelihood-ratio idea of LiRA/RMIA with reference models Lethe already has, so no shadow model is
-trained. The null is the holdout, OUT of every shard: for each held-out record and each shard taken as
-"its own", the same difference. A memorized record sits above the holdout's range; after an exact retrain
-its former shard's adapter no longer saw it, and its statistic must look like the holdout's.
+trained. The null is the holdout, OUT of every shard: a record trained in shard k is compared with the
+held-out records' same difference taken with shard k as "their own" (the same adapters on both sides). A
+memorized record sits above the holdout's range; after an exact retrain its former shard's adapter no
+longer saw it, and its statistic must look like the holdout's.
 """
 
 from __future__ import annotations
@@ -23,14 +24,19 @@ from unlearning.probes.report import AucReport, ProbeConfig, ShardReferenceRecor
 __all__ = ["shard_adapter_dirs", "shard_reference"]
 
 
-def _shard_of(record_id: str, shards: int) -> int:
-    """A held-out record's stand-in "own" shard for the AUC: fixed by its id, spread evenly."""
-    return int.from_bytes(hashlib.sha256(record_id.encode()).digest()[:8], "big") % shards
-
-
 def _statistic(nll: np.ndarray, own: int) -> float:
     """mean NLL under the other shards' adapters − NLL under its own (larger: more memorized by its own)."""
     return float(np.delete(nll, own).mean() - nll[own])
+
+
+def _stand_in_shards(holdout_ids: Sequence[str], owns: Sequence[int]) -> list[int]:
+    """Each held-out record's stand-in "own" shard for the AUC, drawn (fixed by its id) from the scope's own
+    shards, so both sides of the AUC are measured against the same adapters. A retrained shard adapter
+    saw fewer records than its siblings and scores every text differently; a holdout spread over all K
+    shards would then make an erased record look less (or more) member-like than it is."""
+    ordered = sorted(owns)
+    return [ordered[int.from_bytes(hashlib.sha256(h.encode()).digest()[:8], "big") % len(ordered)]
+            for h in holdout_ids]
 
 
 def shard_reference(nll_by_shard: Sequence[Mapping[str, float]], scope_shard: Mapping[str, int],
@@ -39,6 +45,7 @@ def shard_reference(nll_by_shard: Sequence[Mapping[str, float]], scope_shard: Ma
     """The test from each shard adapter's mean token NLL of every text (by record id), in shard order.
 
     `scope_shard`: scope record id -> the position (in `nll_by_shard`) of the shard it was trained in.
+    A record's null is the holdout scored with the record's own shard taken as theirs (same adapters).
     """
     started = time.perf_counter() if started is None else started
     shards = len(nll_by_shard)
@@ -48,18 +55,22 @@ def shard_reference(nll_by_shard: Sequence[Mapping[str, float]], scope_shard: Ma
     def row(record_id: str) -> np.ndarray:
         return np.array([float(by_id[record_id]) for by_id in nll_by_shard])
 
-    null = np.array([_statistic(row(h), k) for h in holdout_ids for k in range(shards)])
+    holdout_rows = [row(h) for h in holdout_ids]
+    nulls = {k: np.array([_statistic(r, k) for r in holdout_rows]) for k in sorted(set(scope_shard.values()))}
     records = {}
     for record_id, own in scope_shard.items():
-        value = _statistic(row(record_id), own)
-        p = (1 + int(np.sum(null >= value))) / (1 + len(null))
-        records[record_id] = ShardReferenceRecord(own_shard=own, statistic=value, p_value=p)
-    held = np.array([_statistic(row(h), _shard_of(h, shards)) for h in holdout_ids])
+        value, null = _statistic(row(record_id), own), nulls[own]
+        records[record_id] = ShardReferenceRecord(
+            own_shard=own, statistic=value, p_value=(1 + int(np.sum(null >= value))) / (1 + len(null)),
+            above_holdout=bool(value > null.max()))
+    stand_ins = _stand_in_shards(holdout_ids, list(scope_shard.values()))
+    held = np.array([_statistic(r, k) for r, k in zip(holdout_rows, stand_ins)])
     auc = auc_with_ci(np.array([r.statistic for r in records.values()]), held,
                       resamples=config.bootstrap_resamples)
-    quantiles = dict(zip(("q05", "q50", "q95"), np.quantile(null, [0.05, 0.5, 0.95]).tolist()))
+    pooled = np.concatenate(list(nulls.values()))
+    quantiles = dict(zip(("q05", "q50", "q95"), np.quantile(pooled, [0.05, 0.5, 0.95]).tolist()))
     return ShardReferenceReport(shards=shards, auc=AucReport(**vars(auc)),
-                                holdout_range={**quantiles, "max": float(null.max())}, records=records,
+                                holdout_range={**quantiles, "max": float(pooled.max())}, records=records,
                                 seconds=time.perf_counter() - started)
 
 
