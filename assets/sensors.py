@@ -7,7 +7,7 @@ import dagster as dg
 
 from assets.records import record_batches
 
-BATCH_SUFFIXES = {".jsonl", ".parquet"}
+BATCH_SUFFIXES = {".jsonl", ".parquet"}  # `lethe pipeline run FILE` turns .csv (and any mapping) into .jsonl
 
 
 def make_batch_sensor(job, batches_dir: str,
