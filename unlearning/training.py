@@ -13,6 +13,7 @@ from peft import LoraConfig, get_peft_model
 from pydantic import BaseModel, ConfigDict, Field
 
 from unlearning.adapters import lora_b_all_zero, save_adapter
+from unlearning.architectures import AUTO, TARGET_MODULES, resolve_target_modules
 from unlearning.base_model import load_base_model, model_dir_sha256
 from unlearning.errors import AdapterError, TrainingDataError
 from unlearning.runtime import atomic_directory, encode_texts, fit_causal_lm, seed_everything, select_device
@@ -20,7 +21,7 @@ from unlearning.runtime import atomic_directory, encode_texts, fit_causal_lm, se
 __all__ = ["LLAMA_TARGET_MODULES", "LoraTrainingConfig", "TrainedAdapter", "train_lora_adapter"]
 
 # Every linear layer of a Llama block (attention and MLP), the usual full-coverage LoRA target.
-LLAMA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LLAMA_TARGET_MODULES = TARGET_MODULES["llama"]
 
 
 class LoraTrainingConfig(BaseModel):
@@ -31,8 +32,9 @@ class LoraTrainingConfig(BaseModel):
     r: int = Field(8, ge=1, le=1024, description="LoRA rank")
     alpha: float = Field(16.0, gt=0, description="LoRA alpha; the delta is scaled by alpha / r")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the LoRA input")
-    target_modules: tuple[str, ...] = Field(LLAMA_TARGET_MODULES, min_length=1,
-                                            description="names of the linear layers that get an adapter")
+    target_modules: tuple[str, ...] = Field((AUTO,), min_length=1,
+                                            description="names of the linear layers that get an adapter; "
+                                                        "'auto': the architecture's (unlearning.architectures)")
     learning_rate: float = Field(3e-3, gt=0.0, le=1.0, description="AdamW learning rate")
     epochs: int = Field(10, ge=1, le=10_000, description="passes over the training texts")
     batch_size: int = Field(8, ge=1, le=65_536, description="texts per optimizer step")
@@ -68,25 +70,34 @@ def _check_texts(texts: list[str]) -> None:
 
 
 def train_lora_adapter(base_model_dir: Path, texts: list[str], config: LoraTrainingConfig,
-                       out_dir: Path, on_step: Callable[[int, float], None] | None = None) -> TrainedAdapter:
-    """Fine-tune a LoRA adapter on `texts` and save it atomically in HF (peft, safetensors) format."""
+                       out_dir: Path, on_step: Callable[[int, float], None] | None = None,
+                       engine: str = "loop") -> TrainedAdapter:
+    """Fine-tune a LoRA adapter on `texts` and save it atomically in HF (peft, safetensors) format.
+
+    `engine`: "loop" (runtime.fit_causal_lm) or "trainer" (transformers' Trainer, hf_trainer); the same
+    config and semantics, measured side by side by bench/trainer_loop.py."""
     _check_texts(texts)
+    if engine not in ("loop", "trainer"):
+        raise ValueError(f"unknown training engine {engine!r}; use 'loop' or 'trainer'")
     started = time.perf_counter()
     device = select_device()
     model, tokenizer = load_base_model(base_model_dir, device=device)
     model.config.name_or_path = str(Path(base_model_dir).resolve())  # recorded in adapter_config.json
+    targets = resolve_target_modules(model.config.model_type, config.target_modules)
     lora = LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout, bias="none",
-                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+                      target_modules=targets, task_type="CAUSAL_LM")
     seed_everything(config.seed)  # right before LoRA init, so A's init depends on the seed alone
     try:
         peft_model = get_peft_model(model, lora)
     except ValueError as exc:  # peft's "Target modules ... not found"
-        raise AdapterError(f"cannot put LoRA on {base_model_dir} with target_modules="
-                           f"{list(config.target_modules)}: {exc}") from exc
+        raise AdapterError(f"cannot put LoRA on {base_model_dir} with target_modules={targets}: {exc}") from exc
     sequences = encode_texts(tokenizer, texts, config.max_length)
-    losses = fit_causal_lm(peft_model, sequences, pad_id=tokenizer.pad_token_id, epochs=config.epochs,
-                           batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
-                           device=device, on_step=on_step)
+    fit = fit_causal_lm
+    if engine == "trainer":
+        from unlearning.hf_trainer import fit_with_trainer as fit
+    losses = fit(peft_model, sequences, pad_id=tokenizer.pad_token_id, epochs=config.epochs,
+                 batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
+                 device=device, on_step=on_step)
     steps_per_epoch = -(-len(sequences) // config.batch_size)
     last_epoch = losses[-steps_per_epoch:]
     with atomic_directory(out_dir) as staging:

@@ -19,6 +19,7 @@ from lethe.cli.erase import erase_app
 from lethe.cli.erase import report as erase_report
 from lethe.cli.errors import EXIT_BLOCKED, fail, friendly_errors
 from lethe.cli.method_settings import parse_method_settings
+from lethe.cli.adapters import adapters_app
 from lethe.cli.pipeline import pipeline_app
 from lethe.ingestion import DatasetOptions, ingest_file, read_batch
 from lethe.neo4j_server import LocalNeo4j
@@ -37,6 +38,7 @@ app.add_typer(erase_app, name="erase")
 app.add_typer(attest_app, name="attest")
 app.add_typer(api_app, name="api")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(adapters_app, name="adapters")
 app.command("report")(erase_report)
 console = render.console
 

@@ -1,0 +1,107 @@
+"""Adapters trained outside Lethe's pipeline (a team's own Trainer, TRL, another machine), put in the lineage.
+
+The run is recorded as having TRAINED_ON every shard of the dataset version it was given, and PRODUCED the
+adapter; the adapter can be DEPLOYED_TO an endpoint. Blast radius and preflight then reach it like any
+other. Its run's `code_version` says where it was trained (`external:<trainer>`), so an erasure and its
+attestation know that Lethe holds no shard adapters for it: the exact remedy is a full retrain on the
+recorded base model and dataset version, or an approximate method.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from lethe.errors import InvalidArgumentError
+from lineage.errors import NotFoundError
+from lineage.models import Deployment, Edge, FineTuneRun
+from lineage.store import GraphStore
+from lineage.store.writers import LineageWriter
+from lineage.training_runs import adapter_for
+
+__all__ = ["ExternalTraining", "RegisteredAdapter", "register_adapter"]
+
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+@dataclass(frozen=True)
+class ExternalTraining:
+    """What is known of a training done elsewhere."""
+
+    adapter_dir: Path
+    dataset_version: str
+    base_model: Path
+    trainer: str = "external"  # e.g. "transformers.Trainer 4.57.1"
+    config: dict[str, Any] = field(default_factory=dict)  # hyper-parameters worth recording (hashed)
+    seed: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    deployment: str | None = None
+    endpoint: str | None = None
+    form: str | None = None
+
+
+@dataclass(frozen=True)
+class RegisteredAdapter:
+    run_id: str
+    adapter_id: str
+    adapter_sha256: str
+    shards: int
+
+
+def _check_adapter_dir(path: Path) -> dict:
+    config = Path(path) / "adapter_config.json"
+    if not config.is_file() or not any((Path(path) / w).is_file() for w in ADAPTER_WEIGHTS):
+        raise InvalidArgumentError(f"{path}: not a peft adapter directory (adapter_config.json and "
+                                   f"{' or '.join(ADAPTER_WEIGHTS)}); give the folder save_pretrained wrote")
+    try:
+        return json.loads(config.read_text())
+    except json.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"{config}: not valid JSON ({exc.msg})") from None
+
+
+def _shards_of(graph: GraphStore, version: str) -> list[str]:
+    rows = graph.read("MATCH (sh:Shard)-[:PART_OF]->(:DatasetVersion {id: $v}) RETURN sh.id AS id ORDER BY id",
+                      v=version)
+    if not rows:
+        raise NotFoundError(f"dataset version {version!r} is not in the graph; `lethe datasets` lists them")
+    return [r["id"] for r in rows]
+
+
+def _run(training: ExternalTraining, adapter_config: dict, adapter_sha: str, base_sha: str) -> FineTuneRun:
+    recorded = {"adapter_config": adapter_config, "training": training.config, "trainer": training.trainer}
+    config_sha = hashlib.sha256(json.dumps(recorded, sort_keys=True, default=str).encode()).hexdigest()
+    run_id = "run-" + hashlib.sha256(f"{training.dataset_version}:{adapter_sha}:{base_sha}".encode()).hexdigest()[:16]
+    now = datetime.now(timezone.utc)
+    return FineTuneRun(id=run_id, base_model=str(Path(training.base_model).resolve()), base_model_sha256=base_sha,
+                       config_sha256=config_sha, seed=training.seed, code_version=f"external:{training.trainer}",
+                       started_at=training.started_at or now, ended_at=training.ended_at or now)
+
+
+def register_adapter(graph: GraphStore, training: ExternalTraining) -> RegisteredAdapter:
+    """Record the run, the adapter and (when given) its deployment, in one transaction; idempotent."""
+    from unlearning.base_model import model_dir_sha256  # digests the folders; imported when used
+
+    adapter_config = _check_adapter_dir(training.adapter_dir)
+    if not Path(training.base_model).is_dir():
+        raise InvalidArgumentError(f"{training.base_model}: the base model must be a local model directory "
+                                   "(Lethe records its digest, and a remedy retrains on it)")
+    shards = _shards_of(graph, training.dataset_version)
+    adapter_sha = model_dir_sha256(training.adapter_dir)
+    run = _run(training, adapter_config, adapter_sha, model_dir_sha256(training.base_model))
+    adapter = adapter_for(adapter_sha, training.adapter_dir)
+    with graph.transaction() as tx:
+        writer = LineageWriter(graph, tx=tx)
+        writer.nodes([run])
+        writer.nodes([adapter])
+        writer.edges("TRAINED_ON", [Edge(source=run.id, target=shard) for shard in shards])
+        writer.edges("PRODUCED", [Edge(source=run.id, target=adapter.id)])
+        if training.deployment:
+            writer.nodes([Deployment(id=training.deployment, endpoint=training.endpoint or training.deployment,
+                                     form=training.form)])
+            writer.edges("DEPLOYED_TO", [Edge(source=adapter.id, target=training.deployment)])
+    return RegisteredAdapter(run.id, adapter.id, adapter_sha, len(shards))

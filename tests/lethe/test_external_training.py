@@ -1,0 +1,100 @@
+"""Training outside Lethe: a transformers Trainer with LetheLineageCallback, and `lethe adapters register`."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import Trainer, TrainingArguments
+from typer.testing import CliRunner
+
+from lethe.cli.main import app
+from lethe.integrations.transformers import LetheLineageCallback
+from unlearning.base_model import load_base_model
+from tests.lineage.lineage_fixtures import jsonl, tickets
+
+PEPPER = "ab" * 32
+
+
+@pytest.fixture
+def env(tmp_path, neo4j_server, graph):
+    return {"LETHE_STATE_DIR": str(tmp_path / "state"), "NEO4J_URI": neo4j_server.resolved_neo4j_uri(),
+            "NEO4J_USER": neo4j_server.neo4j_user, "NEO4J_PASSWORD": neo4j_server.resolved_neo4j_password(),
+            "LETHE_PEPPER": PEPPER}
+
+
+def _cli(env, *args):
+    return CliRunner().invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
+
+
+def _dataset(env, tmp_path) -> tuple[str, list[dict]]:
+    records = tickets(30)
+    (tmp_path / "tickets.jsonl").write_bytes(jsonl(records))
+    done = _cli(env, "ingest", tmp_path / "tickets.jsonl", "--dataset", "tickets", "--shards", "3")
+    assert done.exit_code == 0, done.output
+    return re.search(r"dataset version (tickets:[0-9a-f]{16})", done.output).group(1), records
+
+
+class _Texts(torch.utils.data.Dataset):
+    def __init__(self, tokenizer, texts):
+        self.rows = [tokenizer(t, truncation=True, max_length=32, padding="max_length") for t in texts]
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        row = {k: torch.tensor(v) for k, v in self.rows[i].items()}
+        return {**row, "labels": row["input_ids"].clone()}
+
+
+def _trainer(tiny_base_model, texts, out, callback) -> Trainer:
+    model, tokenizer = load_base_model(tiny_base_model, device=torch.device("cpu"))
+    model.train()
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                  task_type="CAUSAL_LM"))
+    args = TrainingArguments(output_dir=str(out), max_steps=3, per_device_train_batch_size=4, learning_rate=1e-3,
+                             report_to=[], save_strategy="no", logging_strategy="no", use_cpu=True, seed=3)
+    return Trainer(model=peft_model, args=args, train_dataset=_Texts(tokenizer, texts), callbacks=[callback])
+
+
+def test_a_trainer_run_with_the_callback_is_reached_by_blast_radius(env, tmp_path, tiny_base_model, neo4j_server,
+                                                                    graph):
+    version, records = _dataset(env, tmp_path)
+    callback = LetheLineageCallback(dataset_version=version, base_model=tiny_base_model, settings=neo4j_server)
+    _trainer(tiny_base_model, [r["text"] for r in records], tmp_path / "out", callback).train()
+    registered = callback.registered
+    assert registered is not None and registered.shards == 3
+    assert (tmp_path / "out" / "lethe-adapter" / "adapter_config.json").is_file()
+
+    radius = json.loads(_cli(env, "blast-radius", "--subject-email", "ada.lovelace@example.com", "--json").output)
+    assert registered.adapter_id in {a["id"] for a in radius["adapters"]}, radius["adapters"]
+    [run] = graph.read("MATCH (r:FineTuneRun {id: $id}) RETURN r.code_version AS code, r.seed AS seed",
+                       id=registered.run_id)
+    assert run["code"].startswith("external:transformers.Trainer ") and run["seed"] == 3
+
+    # The same folder registered again from the CLI: the same ids, nothing doubled; then a deployment.
+    again = _cli(env, "adapters", "register", tmp_path / "out" / "lethe-adapter", "--dataset", version,
+                 "--base", tiny_base_model, "--trainer", "transformers.Trainer", "--seed", "3",
+                 "--deployment", "helpdesk-bot", "--form", "int8")
+    assert again.exit_code == 0 and registered.adapter_id in again.output, again.output
+    counts = graph.read("MATCH (a:Adapter) WITH count(a) AS adapters MATCH (r:FineTuneRun)-[t:TRAINED_ON]->() "
+                        "RETURN adapters, count(DISTINCT r) AS runs, count(t) AS trained_on")[0]
+    assert counts == {"adapters": 1, "runs": 1, "trained_on": 3}, counts  # a run is its data, base and adapter
+    served = json.loads(_cli(env, "blast-radius", "--dataset", version, "--json").output)["deployments"]
+    assert [d["id"] for d in served] == ["helpdesk-bot"]
+
+
+def test_register_refuses_what_is_not_an_adapter_or_an_unknown_dataset(env, tmp_path, tiny_base_model):
+    version, _ = _dataset(env, tmp_path)
+    not_adapter = _cli(env, "adapters", "register", tmp_path, "--dataset", version, "--base", tiny_base_model)
+    assert not_adapter.exit_code == 2 and "not a peft adapter directory" in not_adapter.output
+    adapter = tmp_path / "a"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.safetensors").write_bytes(b"x")
+    unknown = _cli(env, "adapters", "register", adapter, "--dataset", "tickets:ffffffffffffffff",
+                   "--base", tiny_base_model)
+    assert unknown.exit_code == 4 and "lethe datasets" in unknown.output, unknown.output
