@@ -61,7 +61,7 @@ def fine_tune(context: dg.AssetExecutionContext, config: FineTuneConfig, dataset
                                          manifest={"dataset_version": plan.version.id,
                                                    "manifest_root": plan.version.manifest_root})
     except UnlearningError as exc:
-        openlineage.emitter.failed("lethe.fine_tune", context.run_id, exc)
+        openlineage.emitter.failed("lethe.fine_tune", context.run.run_id, exc)
         raise dg.Failure(f"fine_tune failed: {exc}") from exc
     ended = datetime.now(timezone.utc)
 
