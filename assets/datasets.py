@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from assets.records import pii_scan, raw_records
-from assets.resources import Neo4jResource
+from assets.resources import Neo4jResource, OpenLineageResource
 from lineage.dataset import DatasetPlan, plan_dataset_version, write_shards, write_version
 from lineage.store import queries
 from lineage.store.writers import LineageWriter
@@ -50,8 +50,8 @@ def shards(context: dg.AssetExecutionContext, config: DatasetConfig, raw_records
 
 
 @dg.asset(group_name="lineage", kinds={"neo4j"})
-def dataset_version(context: dg.AssetExecutionContext, shards: DatasetPlan,
-                    neo4j: Neo4jResource) -> dg.Output[DatasetPlan]:
+def dataset_version(context: dg.AssetExecutionContext, shards: DatasetPlan, neo4j: Neo4jResource,
+                    openlineage: OpenLineageResource) -> dg.Output[DatasetPlan]:
     """The dataset version: its shards (PART_OF), holdout (HELD_OUT) and manifest roots."""
     plan = shards
     previous = neo4j.graph.read(
@@ -60,6 +60,7 @@ def dataset_version(context: dg.AssetExecutionContext, shards: DatasetPlan,
     parent = previous[0]["id"] if previous else None
     with neo4j.graph.transaction() as tx:
         write_version(LineageWriter(neo4j.graph, tx=tx), plan, parent_id=parent, reason="update")
+    openlineage.emitter.dataset_version(neo4j.graph, plan.version.id)
     return dg.Output(plan, metadata={
         "dataset_version": plan.version.id, "manifest_root": plan.version.manifest_root,
         "holdout_root": plan.version.holdout_root, "derived_from": parent or "-",

@@ -8,7 +8,7 @@ from assets.datasets import dataset_version, shards
 from assets.erasure_job import erasure_job
 from assets.erasure_sensor import make_erasure_sensor
 from assets.records import pii_scan, raw_records, record_batches
-from assets.resources import ModelStoreResource, Neo4jResource, SourceStoreResource
+from assets.resources import ModelStoreResource, Neo4jResource, OpenLineageResource, SourceStoreResource
 from assets.sensors import make_batch_sensor
 from assets.training import deployment, fine_tune
 from lethe.settings import Settings
@@ -34,6 +34,7 @@ def build_resources(settings: Settings) -> dict:
         "models": ModelStoreResource(root=str(settings.model_store_dir.resolve()),
                                      base_model=str(settings.base_model.resolve()) if settings.base_model else None),
         "policy": checks.PolicyResource(),
+        "openlineage": OpenLineageResource(namespace=settings.openlineage_namespace),
     }
 
 

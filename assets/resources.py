@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import PrivateAttr
 
+from lethe.openlineage import LineageEmitter
 from lineage.content_store import ContentStore
 from lineage.keys import SubjectKeyer
 from lineage.store import GraphStore
@@ -92,3 +93,24 @@ class ModelStoreResource(dg.ConfigurableResource):
         path = Path(self.root) / "adapters"
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+class OpenLineageResource(dg.ConfigurableResource):
+    """OpenLineage events of the assets' runs; the transport is the client's (OPENLINEAGE_*), none: silent."""
+
+    namespace: str = "lethe://default"
+    _emitter: LineageEmitter | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._emitter = LineageEmitter.from_environment(self.namespace, dg.get_dagster_logger())
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._emitter is not None:
+            self._emitter.close()
+            self._emitter = None
+
+    @property
+    def emitter(self) -> LineageEmitter:
+        if self._emitter is None:
+            raise dg.DagsterInvariantViolationError("OpenLineageResource used outside a run")
+        return self._emitter

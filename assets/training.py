@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from assets.datasets import dataset_version
-from assets.resources import ModelStoreResource, Neo4jResource, SourceStoreResource
+from assets.resources import ModelStoreResource, Neo4jResource, OpenLineageResource, SourceStoreResource
 from lineage.dataset import DatasetPlan
 from lineage.models import Deployment, Edge
 from lineage.store import queries
@@ -35,8 +35,8 @@ def _refuse_erased(graph, plan: DatasetPlan) -> None:
 
 @dg.asset(group_name="training", kinds={"pytorch", "neo4j"})
 def fine_tune(context: dg.AssetExecutionContext, config: FineTuneConfig, dataset_version: DatasetPlan,
-              neo4j: Neo4jResource, models: ModelStoreResource,
-              source: SourceStoreResource) -> dg.Output[dict]:
+              neo4j: Neo4jResource, models: ModelStoreResource, source: SourceStoreResource,
+              openlineage: OpenLineageResource) -> dg.Output[dict]:
     """LoRA per shard (peft) on LETHE_BASE_MODEL, merged exactly into the served adapter."""
     from unlearning.errors import UnlearningError
     from unlearning.sharded import train_sharded_adapters
@@ -62,6 +62,7 @@ def fine_tune(context: dg.AssetExecutionContext, config: FineTuneConfig, dataset
                                          manifest={"dataset_version": plan.version.id,
                                                    "manifest_root": plan.version.manifest_root})
     except UnlearningError as exc:
+        openlineage.emitter.failed("lethe.fine_tune", context.run.run_id, exc)
         raise dg.Failure(f"fine_tune failed: {exc}") from exc
     ended = datetime.now(timezone.utc)
 
@@ -73,6 +74,7 @@ def fine_tune(context: dg.AssetExecutionContext, config: FineTuneConfig, dataset
             for shard, adapter in zip(trained.shards, shard_adapters)]
     with neo4j.graph.transaction() as tx:
         write_training_lineage(LineageWriter(neo4j.graph, tx=tx), runs, served, shard_adapters)
+    openlineage.emitter.fine_tune(neo4j.graph, served.id, plan.version.id)
     return dg.Output(
         {"id": served.id, "sha256": served.sha256, "path": str(trained.served_path),
          "dataset_version": plan.version.id},
@@ -95,7 +97,7 @@ class DeploymentConfig(dg.Config):
 
 @dg.asset(group_name="training", kinds={"neo4j"})
 def deployment(context: dg.AssetExecutionContext, config: DeploymentConfig, fine_tune: dict,
-               neo4j: Neo4jResource) -> dg.MaterializeResult:
+               neo4j: Neo4jResource, openlineage: OpenLineageResource) -> dg.MaterializeResult:
     """The served adapter DEPLOYED_TO an endpoint; the adapter it replaces there is superseded."""
     graph = neo4j.graph
     with graph.transaction() as tx:
@@ -111,5 +113,6 @@ def deployment(context: dg.AssetExecutionContext, config: DeploymentConfig, fine
         if previous:
             tx.run("MATCH (a:Adapter)-[r:DEPLOYED_TO]->(:Deployment {id: $d}) WHERE a.id IN $ids "
                    "SET a.state = 'superseded' DELETE r", d=config.deployment_id, ids=previous)
+    openlineage.emitter.deployment(graph, config.deployment_id)
     return dg.MaterializeResult(metadata={"deployment": config.deployment_id, "adapter": fine_tune["id"],
                                           "superseded": ", ".join(previous) or "-"})

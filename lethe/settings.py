@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     pepper_file: Path | None = Field(default=None, alias="LETHE_PEPPER_FILE")
     base_model: Path | None = Field(default=None, alias="LETHE_BASE_MODEL")
     batches_dir: Path | None = Field(default=None, alias="LETHE_BATCHES_DIR")
+    # OpenLineage's own client reads its transport (OPENLINEAGE_URL, OPENLINEAGE_CONFIG, ...); Lethe only names
+    # the namespace its jobs and datasets live in.
+    openlineage_namespace: str = Field(default="lethe://default", min_length=1, alias="OPENLINEAGE_NAMESPACE")
 
     def __init__(self, **values) -> None:
         """Read the settings; a malformed one is a ConfigurationError naming the variable, never a pydantic dump."""
