@@ -23,7 +23,8 @@ class FineTuneConfig(dg.Config):
     batch_size: int | None = None
     max_length: int | None = None
     seed: int | None = None
-    target_modules: list[str] | None = None  # the linear layers that get LoRA (default "auto": the architecture's)
+    target_modules: list[str] | None = None
+    engine: str | None = None  # "trainer" (transformers' Trainer, the default) or "loop"  # the linear layers that get LoRA (default "auto": the architecture's)
 
 
 def _refuse_erased(graph, plan: DatasetPlan) -> None:

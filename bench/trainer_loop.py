@@ -24,7 +24,7 @@ def _train(engine: str, base: Path, texts: list[str], epochs: int, out: Path) ->
     from unlearning.training import LoraTrainingConfig, train_lora_adapter
 
     started = time.perf_counter()
-    trained = train_lora_adapter(base, texts, LoraTrainingConfig(epochs=epochs), out, engine=engine)
+    trained = train_lora_adapter(base, texts, LoraTrainingConfig(epochs=epochs, engine=engine), out)
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "steps": trained.steps, "final_loss": trained.final_loss,
             "sha256": model_dir_sha256(out)}

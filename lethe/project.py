@@ -42,6 +42,7 @@ class TrainingSettings(BaseModel):
     max_length: int | None = Field(None, ge=8, le=131072)
     seed: int | None = Field(None, ge=0)
     target_modules: list[str] | None = Field(None, min_length=1)
+    engine: str | None = Field(None, pattern="^(trainer|loop)$")
 
 
 class DeploymentSettings(BaseModel):

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from unlearning.runtime import compute_dtype, token_batches
 
@@ -72,6 +72,7 @@ def fit_with_trainer(model: torch.nn.Module, sequences: Sequence[list[int]], *, 
                           device=device, max_steps=max_steps)
         trainer = Trainer(model=model, args=args, train_dataset=_Sequences(sequences),
                           data_collator=_collator(pad_id), callbacks=[losses])
+        trainer.remove_callback(PrinterCallback)  # the losses are returned (and on_step), not printed
         trainer.train()
     model.eval()
     return losses.losses

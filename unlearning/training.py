@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from peft import LoraConfig, get_peft_model
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,6 +41,8 @@ class LoraTrainingConfig(BaseModel):
     batch_size: int = Field(8, ge=1, le=65_536, description="texts per optimizer step")
     max_length: int = Field(128, ge=2, le=1_048_576, description="tokens per text, BOS and EOS included")
     seed: int = Field(0, ge=0, lt=2**63, description="seed of LoRA init, dropout and the shuffles")
+    engine: Literal["trainer", "loop"] = Field("trainer", description="transformers' Trainer (hf_trainer), or "
+                                               "the plain loop (runtime.fit_causal_lm): the same semantics")
 
     def config_sha256(self) -> str:
         """SHA-256 of the canonical JSON of this config (sorted keys, no spaces)."""
@@ -70,15 +73,9 @@ def _check_texts(texts: list[str]) -> None:
 
 
 def train_lora_adapter(base_model_dir: Path, texts: list[str], config: LoraTrainingConfig,
-                       out_dir: Path, on_step: Callable[[int, float], None] | None = None,
-                       engine: str = "loop") -> TrainedAdapter:
-    """Fine-tune a LoRA adapter on `texts` and save it atomically in HF (peft, safetensors) format.
-
-    `engine`: "loop" (runtime.fit_causal_lm) or "trainer" (transformers' Trainer, hf_trainer); the same
-    config and semantics, measured side by side by bench/trainer_loop.py."""
+                       out_dir: Path, on_step: Callable[[int, float], None] | None = None) -> TrainedAdapter:
+    """Fine-tune a LoRA adapter on `texts` and save it atomically in HF (peft, safetensors) format."""
     _check_texts(texts)
-    if engine not in ("loop", "trainer"):
-        raise ValueError(f"unknown training engine {engine!r}; use 'loop' or 'trainer'")
     started = time.perf_counter()
     device = select_device()
     model, tokenizer = load_base_model(base_model_dir, device=device)
@@ -93,7 +90,7 @@ def train_lora_adapter(base_model_dir: Path, texts: list[str], config: LoraTrain
         raise AdapterError(f"cannot put LoRA on {base_model_dir} with target_modules={targets}: {exc}") from exc
     sequences = encode_texts(tokenizer, texts, config.max_length)
     fit = fit_causal_lm
-    if engine == "trainer":
+    if config.engine == "trainer":
         from unlearning.hf_trainer import fit_with_trainer as fit
     losses = fit(peft_model, sequences, pad_id=tokenizer.pad_token_id, epochs=config.epochs,
                  batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,

@@ -42,7 +42,8 @@ def run(config: RetrainConfig, remedy: RemedyInput, on_step: StepCallback | None
         raise RemedyError("retrain has no shards to train: the scope covers every training record")
     if Path(remedy.out_dir).exists():
         raise RemedyError(f"{remedy.out_dir} already exists; a remedy never overwrites an adapter")
-    training = LoraTrainingConfig(**remedy.training_config)
+    # A config recorded before the engine was (2026-12-06) was trained by the loop: retrain it the same way.
+    training = LoraTrainingConfig(**{"engine": "loop", **remedy.training_config})
     started = time.perf_counter()
     out_dir = Path(remedy.out_dir)
     shard_texts = {shard_id: list(records.values()) for shard_id, records in remedy.shards.items()}
