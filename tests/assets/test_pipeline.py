@@ -158,8 +158,13 @@ def test_probes_flag_the_repeated_canaries_and_about_alpha_of_the_holdout(pipeli
     # 0-11 (2026-12-05, 255 candidates): the two canaries' sum was 13.7 to 16 bits, one canary alone as low as
     # 5.7 bits (an Intel Xeon saw 4.4), so a per-canary bar would test the CPU, not the probe.
     assert sum(trained.exposure for trained, _ in pairs) >= EXPOSURE_BITS_PER_CANARY * len(pairs), pairs
-    for _, control in pairs:  # a look-alike never trained on sits at chance (measured at most 1.6 bits)
-        assert control.exposure < 6.0, control  # P(exposure >= 6 bits) = 4/256 under chance
+    # The look-alikes never trained on stay below the same bar, summed. Not per control: one control's format
+    # is likely under the base model alone (3.8 bits), and learning the canaries' format lifts it. Measured
+    # over training seeds 0-5 with each engine (2026-12-06, `python -m bench.engine_seeds`): that control
+    # at 3.4-6.4 bits (loop) and 3.1-7.0 (Trainer), the other at most 1.0; their sum at most 7.8 bits,
+    # against 14.4-16 for the trained canaries.
+    controls = [control for _, control in pairs]
+    assert sum(c.exposure for c in controls) < EXPOSURE_BITS_PER_CANARY * len(pairs), controls
     assert report.auc["ratio"].forget == len(scope) and report.auc["ratio"].holdout == n
     dumped = report.model_dump_json()  # ids and figures only: no record text goes into a report
     assert all(text[:40] not in dumped for text in scope.values())
