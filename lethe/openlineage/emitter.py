@@ -17,7 +17,8 @@ from pathlib import Path
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import RunEvent
 
-from lethe.openlineage import events, facts
+import lethe.openlineage.events as events
+import lethe.openlineage.facts as facts
 from lineage.store import GraphStore
 
 __all__ = ["LineageEmitter", "transport_configured"]
