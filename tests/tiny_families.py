@@ -12,8 +12,10 @@ FAMILIES = ("qwen2", "gpt2", "phi")
 
 
 def _config(family: str, tokenizer):
+    # Embedding rows rounded up to a multiple of 64, as released models pad them: a Qwen2 folder loads its
+    # tokenizer as Qwen2Tokenizer (transformers 5 picks it by model_type), which adds a special token.
     ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-           "pad_token_id": tokenizer.pad_token_id, "vocab_size": len(tokenizer)}
+           "pad_token_id": tokenizer.pad_token_id, "vocab_size": -(-(len(tokenizer) + 1) // 64) * 64}
     if family == "qwen2":
         return Qwen2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                            num_key_value_heads=2, max_position_embeddings=256, **ids)
