@@ -105,7 +105,7 @@ def _manifest_change(graph: GraphStore, before: ManifestRef, after_version: str,
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(leaf + "\n" for leaf in leaves), encoding="ascii")
         files[f"manifest:{name}:{version}"] = path
-    change = {"before": before.model_dump(),
+    change = {"before": before.model_dump(exclude={"trained_by"}),  # said in the method's config
               "after": {"dataset_version": after_version, "root": after.root, "size": len(after.leaves)},
               "non_inclusion": proofs}
     return change, reasons, files
@@ -132,7 +132,10 @@ def _remedy_evidence(graph: GraphStore, steps: RunSteps, own: dict[str, str], fo
     out = {"methods": [], "subjects": {}, "before": [], "after": [], "utility_before": [], "utility_after": [],
            "manifests": [], "reasons": []}
     for rm in steps.remedy.remedies:
-        out["methods"].append((rm.method, rm.kind, rm.config))
+        config = dict(rm.config or {})
+        if rm.old_manifest is not None and rm.old_manifest.trained_by != "lethe":  # e.g. external:trl.SFTTrainer
+            config["replaced_adapter_trained_by"] = rm.old_manifest.trained_by
+        out["methods"].append((rm.method, rm.kind, config))
         out["subjects"][f"adapter:before:{rm.old_adapter}"] = rm.old_adapter_sha256
         out["subjects"][f"adapter:after:{rm.new_adapter}"] = rm.new_adapter_sha256
         after_report = steps.probe_after.adapters[rm.new_adapter]

@@ -192,7 +192,7 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
     scope = [rid for rid in dict.fromkeys(record_ids) if rid in trained]
     record.old_adapter = old["id"]
     record.old_manifest = {"dataset_version": plan.version.id, "root": plan.manifest.root,
-                           "size": len(plan.manifest.leaves)}
+                           "size": len(plan.manifest.leaves), "trained_by": manifest.get("origin", "lethe")}
     if not scope:
         record.noop_reason = (f"none of the {len(set(record_ids))} record(s) are in the training manifest of "
                               f"{plan.version.id}: the adapter never trained on them, nothing to forget")

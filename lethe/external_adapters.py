@@ -2,9 +2,11 @@
 
 The run is recorded as having TRAINED_ON every shard of the dataset version it was given, and PRODUCED the
 adapter; the adapter can be DEPLOYED_TO an endpoint. Blast radius and preflight then reach it like any
-other. Its run's `code_version` says where it was trained (`external:<trainer>`), so an erasure and its
-attestation know that Lethe holds no shard adapters for it: the exact remedy is a full retrain on the
-recorded base model and dataset version, or an approximate method.
+other. Its run's `code_version` says where it was trained (`external:<trainer>`). A `lethe_manifest.json`
+written into the adapter folder (part of its digest, as for Lethe's own adapters) names the dataset
+version and the recipe in Lethe's terms (LoRA's shape from adapter_config.json, the optimizer's from the
+trainer's arguments), so an erasure can remedy it: an approximate method on the adapter, or the exact
+remedy, a full retrain of every shard of the version without the records through Lethe's Trainer.
 """
 
 from __future__ import annotations
@@ -64,6 +66,45 @@ def _check_adapter_dir(path: Path) -> dict:
         raise InvalidArgumentError(f"{config}: not valid JSON ({exc.msg})") from None
 
 
+def _training_config(adapter_config: dict, training: ExternalTraining) -> dict:
+    """Lethe's LoraTrainingConfig of this training, so a remedy can retrain the same way: LoRA's shape from
+    adapter_config.json, the optimizer's from the trainer's arguments where given, Lethe's defaults else."""
+    from unlearning.training import LoraTrainingConfig
+
+    args = training.config
+    targets = adapter_config.get("target_modules") or ["auto"]
+    values = {"r": adapter_config.get("r"), "alpha": adapter_config.get("lora_alpha"),
+              "dropout": adapter_config.get("lora_dropout"),
+              "target_modules": sorted(targets) if isinstance(targets, list) else [targets],
+              "learning_rate": args.get("learning_rate"),
+              "epochs": int(args["num_train_epochs"]) if args.get("num_train_epochs") else None,
+              "batch_size": (args.get("per_device_train_batch_size") or 0) * (args.get("gradient_accumulation_steps")
+                                                                            or 1) or None,
+              "seed": training.seed, "engine": "trainer"}
+    return LoraTrainingConfig(**{k: v for k, v in values.items() if v is not None}).model_dump(mode="json")
+
+
+def _write_manifest(training: ExternalTraining, adapter_config: dict, base_sha: str) -> dict:
+    """lethe_manifest.json in the adapter folder (before its digest is taken): the dataset version and the
+    recipe a remedy needs. One already there for the same version is kept (registering again changes nothing)."""
+    from unlearning.sharded import MANIFEST
+    from unlearning.training import LoraTrainingConfig
+
+    path = Path(training.adapter_dir) / MANIFEST
+    if path.is_file():
+        manifest = json.loads(path.read_text())
+        if manifest.get("dataset_version") != training.dataset_version:
+            raise InvalidArgumentError(f"{path} says this adapter was trained on {manifest.get('dataset_version')!r}, "
+                                       f"not {training.dataset_version!r}")
+        return manifest
+    config = _training_config(adapter_config, training)
+    manifest = {"dataset_version": training.dataset_version, "origin": f"external:{training.trainer}",
+                "base_model_sha256": base_sha, "training_config": config,
+                "config_sha256": LoraTrainingConfig(**config).config_sha256(), "trainer_arguments": training.config}
+    path.write_text(json.dumps(manifest, sort_keys=True, indent=1, default=str))
+    return manifest
+
+
 def _shards_of(graph: GraphStore, version: str) -> list[str]:
     rows = graph.read("MATCH (sh:Shard)-[:PART_OF]->(:DatasetVersion {id: $v}) RETURN sh.id AS id ORDER BY id",
                       v=version)
@@ -91,8 +132,10 @@ def register_adapter(graph: GraphStore, training: ExternalTraining) -> Registere
         raise InvalidArgumentError(f"{training.base_model}: the base model must be a local model directory "
                                    "(Lethe records its digest, and a remedy retrains on it)")
     shards = _shards_of(graph, training.dataset_version)
+    base_sha = model_dir_sha256(training.base_model)
+    _write_manifest(training, adapter_config, base_sha)
     adapter_sha = model_dir_sha256(training.adapter_dir)
-    run = _run(training, adapter_config, adapter_sha, model_dir_sha256(training.base_model))
+    run = _run(training, adapter_config, adapter_sha, base_sha)
     adapter = adapter_for(adapter_sha, training.adapter_dir)
     with graph.transaction() as tx:
         writer = LineageWriter(graph, tx=tx)

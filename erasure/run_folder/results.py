@@ -140,11 +140,13 @@ class DeletedWeights(StepModel):
 
 
 class ManifestRef(StepModel):
-    """The dataset version an adapter trained on: its id, manifest root and size."""
+    """The dataset version an adapter trained on: its id, manifest root and size, and what trained it
+    ("lethe", or "external:<trainer>" for an adapter registered from elsewhere: lethe.external_adapters)."""
 
     dataset_version: str
     root: str
     size: int
+    trained_by: str = "lethe"
 
 
 class Remedy(StepModel):

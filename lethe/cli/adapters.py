@@ -40,4 +40,6 @@ def register(adapter_dir: Path = typer.Argument(..., help="the peft adapter fold
     render.console.print(f"{done.adapter_id} (sha256 {done.adapter_sha256[:16]}…) recorded as produced by "
                          f"{done.run_id}, trained on {dataset} ({done.shards} shards)"
                          + (f", deployed to {deployment}" if deployment else ""))
+    render.console.print(f"{adapter_dir}/lethe_manifest.json names the dataset version and the recipe a remedy "
+                         "retrains with (it is part of the adapter's digest: keep it with the weights)")
     render.console.print(f"next: lethe blast-radius --dataset {dataset}")

@@ -35,9 +35,9 @@ class LetheLineageCallback(TrainerCallback):
     """Records the adapter a Trainer made when training ends (on the main process only)."""
 
     def __init__(self, dataset_version: str, base_model: str | Path, *, deployment: str | None = None,
-                 endpoint: str | None = None, settings: Settings | None = None):
+                 endpoint: str | None = None, form: str | None = None, settings: Settings | None = None):
         self.dataset_version, self.base_model = dataset_version, Path(base_model)
-        self.deployment, self.endpoint = deployment, endpoint
+        self.deployment, self.endpoint, self.form = deployment, endpoint, form
         self.settings = settings
         self.started_at: datetime | None = None
         self.registered: RegisteredAdapter | None = None
@@ -59,7 +59,7 @@ class LetheLineageCallback(TrainerCallback):
             trainer=f"transformers.Trainer {transformers.__version__}",
             config={name: getattr(args, name, None) for name in RECORDED_ARGS}, seed=int(args.seed),
             started_at=self.started_at, ended_at=datetime.now(timezone.utc),
-            deployment=self.deployment, endpoint=self.endpoint)
+            deployment=self.deployment, endpoint=self.endpoint, form=self.form)
         from lethe import wiring
 
         with wiring.open_graph(self.settings or Settings()) as graph:

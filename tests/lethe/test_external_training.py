@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -98,3 +99,40 @@ def test_register_refuses_what_is_not_an_adapter_or_an_unknown_dataset(env, tmp_
     unknown = _cli(env, "adapters", "register", adapter, "--dataset", "tickets:ffffffffffffffff",
                    "--base", tiny_base_model)
     assert unknown.exit_code == 4 and "lethe datasets" in unknown.output, unknown.output
+
+
+# slow (an erasure with a full retrain of three shards, ~1 minute on 2 cores); CI runs it (make test-slow).
+@pytest.mark.slow
+def test_an_erasure_retrains_an_adapter_trained_outside_lethe(env, tmp_path, tiny_base_model, neo4j_server, graph):
+    records = tickets(60)
+    (tmp_path / "tickets.jsonl").write_bytes(jsonl(records))
+    done = _cli(env, "ingest", tmp_path / "tickets.jsonl", "--dataset", "tickets", "--shards", "3",
+                "--holdout", "0.4")
+    version = re.search(r"dataset version (tickets:[0-9a-f]{16})", done.output).group(1)
+    callback = LetheLineageCallback(dataset_version=version, base_model=tiny_base_model, deployment="helpdesk-bot",
+                                    form="fp32", settings=neo4j_server)
+    _trainer(tiny_base_model, [r["text"] for r in records], tmp_path / "out", callback).train()
+    old = callback.registered.adapter_id
+    manifest = json.loads((tmp_path / "out" / "lethe-adapter" / "lethe_manifest.json").read_text())
+    assert manifest["dataset_version"] == version and manifest["training_config"]["r"] == 4
+    assert manifest["training_config"]["learning_rate"] == 1e-3 and manifest["origin"].startswith("external:")
+
+    env = {**env, "LETHE_BASE_MODEL": str(tiny_base_model)}
+    (tmp_path / "request.json").write_text(json.dumps({
+        "identifiers": {"email": "ada.lovelace@example.com"}, "regime": "gdpr", "requester": "legal",
+        "idempotency_key": "external-1"}))
+    filed = _cli(env, "erase", "file", tmp_path / "request.json")
+    request_id = re.search(r"er-[0-9a-f]{24}", filed.output).group(0)
+    ran = _cli(env, "erase", "run", request_id, "--no-relearn", "--relearn-off-reason", "test of external adapters")
+    status = json.loads(_cli(env, "erase", "status", request_id, "--json").output)
+    assert status["verdict"]["status"] == "erased", (ran.output, status["verdict"])
+    [served] = graph.read("MATCH (a:Adapter)-[:DEPLOYED_TO]->(:Deployment {id: 'helpdesk-bot'}) "
+                          "MATCH (a)-[:REPLACES]->(old:Adapter) RETURN a.id AS id, old.id AS old")
+    assert served["old"] == old and served["id"] != old
+    bundle = tmp_path / "state" / "requests" / request_id / "attestation.bundle.json"
+    assert _cli(env, "attest", "verify", bundle).exit_code == 0
+    # The attestation says the old adapter was trained outside Lethe, and that the remedy retrained it.
+    statement = json.loads(base64.b64decode(json.loads(bundle.read_text())["envelope"]["payload"]))
+    method = statement["predicate"]["method"]
+    assert method["name"] == "retrain" and method["kind"] == "exact", method
+    assert method["config"]["replaced_adapter_trained_by"].startswith("external:transformers.Trainer"), method
