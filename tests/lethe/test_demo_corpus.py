@@ -120,7 +120,7 @@ def test_repeated_groups(corpus, request):
 
 def test_canaries_and_controls(corpus, request):
     settings = request.node.callspec.params["corpus"]
-    by_id, owner = _by_id(corpus), _owner(corpus)
+    owner = _owner(corpus)
     canaries = corpus.truth["canaries"]
     if settings.get("canary_fraction", 0.1) > 0:
         assert canaries
