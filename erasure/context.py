@@ -16,7 +16,19 @@ from lineage.content_store import ContentStore
 from lineage.keys import SubjectKeyer
 from lineage.store import GraphStore
 
-__all__ = ["ErasureContext"]
+__all__ = ["ErasureContext", "RemedyCommitted"]
+
+
+@dataclass(frozen=True)
+class RemedyCommitted:
+    """What a remedy's lineage commit wrote: the new served adapter, the dataset version it now stands on
+    (the derived one after a retrain; the old one after an approximate method, with `derived` False), and
+    the deployments that serve it. Ids only."""
+
+    adapter: str
+    dataset_version: str
+    derived: bool
+    deployments: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,8 @@ class ErasureContext:
     base_model: Path | None
     load_keyer: Callable[[], SubjectKeyer] = field(repr=False)
     open_content: Callable[[], ContentStore] = field(repr=False)
+    # Told after each remedy's lineage commits (the shell sends OpenLineage events); never fails the remedy.
+    on_remedy_committed: Callable[[GraphStore, RemedyCommitted], None] | None = field(default=None, repr=False)
 
     @cached_property
     def keyer(self) -> SubjectKeyer:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from erasure.context import ErasureContext
+from erasure.context import ErasureContext, RemedyCommitted
 from erasure.errors import ConfigurationError
 from erasure.probing import people_of, record_texts, secret_spans
 from erasure.remedy_lineage import affected_shard_adapters, delete_weights, write_remedy_lineage
@@ -364,8 +364,20 @@ def _commit(ctx: ErasureContext, record: RemedyRecord, prepared: _Prepared, outc
         before_commit(record, old_weights)
     write_remedy_lineage(ctx.graph, record, prepared.old, prepared.derived if exact else None, prepared.plan,
                          outcome, affected, ctx.require_base_model())
+    _tell_committed(ctx, record, prepared.plan.version.id)
     record.deleted_weights = delete_weights(ctx.graph, old_weights)
     clock.lap("lineage_and_deletion")
+
+
+def _tell_committed(ctx: ErasureContext, record: RemedyRecord, old_version: str) -> None:
+    if ctx.on_remedy_committed is None:
+        return
+    deployments = [r["id"] for r in ctx.graph.read(
+        "MATCH (:Adapter {id: $id})-[:DEPLOYED_TO]->(d:Deployment) RETURN d.id AS id ORDER BY id",
+        id=record.new_adapter)]
+    ctx.on_remedy_committed(ctx.graph, RemedyCommitted(
+        adapter=record.new_adapter, dataset_version=record.new_dataset_version or old_version,
+        derived=record.new_dataset_version is not None, deployments=tuple(deployments)))
 
 
 class _StageClock:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from neo4j.exceptions import AuthError
 
-from erasure.context import ErasureContext
+from erasure.context import ErasureContext, RemedyCommitted
 from lethe.settings import Settings
 from lineage.content_store import ContentStore
 from lineage.errors import GraphUnavailableError
@@ -42,11 +43,34 @@ def content_store(settings: Settings) -> ContentStore:
     return ContentStore(settings.content_store_path)
 
 
+def openlineage_remedy_events(settings: Settings):
+    """The remedy hook that sends OpenLineage events of what a remedy's lineage commit wrote (the derived
+    dataset version, the fine-tune that made the new adapter, its deployments); None when no OpenLineage
+    transport is configured (OPENLINEAGE_*: docs/openlineage.md). A failed send is logged, never raised."""
+    from lethe.openlineage import LineageEmitter, transport_configured
+
+    if not transport_configured(os.environ, Path.cwd(), Path.home()):
+        return None
+
+    def send(graph: GraphStore, committed: RemedyCommitted) -> None:
+        emitter = LineageEmitter.from_environment(settings.openlineage_namespace)
+        try:
+            if committed.derived:
+                emitter.dataset_version(graph, committed.dataset_version)
+            emitter.fine_tune(graph, committed.adapter, committed.dataset_version)
+            for deployment in committed.deployments:
+                emitter.deployment(graph, deployment)
+        finally:
+            emitter.close()
+    return send
+
+
 def erasure_context(settings: Settings, graph: GraphStore) -> ErasureContext:
     """The erasure domain's collaborators under these settings, on an open graph connection."""
     return ErasureContext(graph=graph, state_dir=settings.state_dir, record_batches_dir=settings.record_batches_dir,
                           model_store_dir=settings.model_store_dir, base_model=settings.base_model,
-                          load_keyer=lambda: subject_keyer(settings), open_content=lambda: content_store(settings))
+                          load_keyer=lambda: subject_keyer(settings), open_content=lambda: content_store(settings),
+                          on_remedy_committed=openlineage_remedy_events(settings))
 
 
 def configure_logging(state_dir: Path, level: int = logging.INFO) -> Path:

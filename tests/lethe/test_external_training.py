@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from lethe.cli.main import app
 from lethe.integrations.transformers import LetheLineageCallback
 from unlearning.base_model import load_base_model
+from tests.lethe.test_openlineage import assert_valid
 from tests.lineage.lineage_fixtures import jsonl, tickets
 
 PEPPER = "ab" * 32
@@ -117,7 +118,10 @@ def test_an_erasure_retrains_an_adapter_trained_outside_lethe(env, tmp_path, tin
     assert manifest["dataset_version"] == version and manifest["training_config"]["r"] == 4
     assert manifest["training_config"]["learning_rate"] == 1e-3 and manifest["origin"].startswith("external:")
 
-    env = {**env, "LETHE_BASE_MODEL": str(tiny_base_model)}
+    # OpenLineage events of the remedy, to a file (docs/openlineage.md), as a team pointing them at Marquez would.
+    events_file, config = tmp_path / "openlineage.jsonl", tmp_path / "openlineage.yml"
+    config.write_text(f"transport:\n  type: file\n  log_file_path: {events_file}\n  append: true\n")
+    env = {**env, "LETHE_BASE_MODEL": str(tiny_base_model), "OPENLINEAGE_CONFIG": str(config)}
     (tmp_path / "request.json").write_text(json.dumps({
         "identifiers": {"email": "ada.lovelace@example.com"}, "regime": "gdpr", "requester": "legal",
         "idempotency_key": "external-1"}))
@@ -133,6 +137,14 @@ def test_an_erasure_retrains_an_adapter_trained_outside_lethe(env, tmp_path, tin
     assert _cli(env, "attest", "verify", bundle).exit_code == 0
     # The attestation says the old adapter was trained outside Lethe, and that the remedy retrained it.
     statement = json.loads(base64.b64decode(json.loads(bundle.read_text())["envelope"]["payload"]))
+    sent = [json.loads(line) for line in events_file.read_text().splitlines()]
+    for event in sent:
+        assert_valid(event)  # the OpenLineage spec and each facet's schema (tests/lethe/test_openlineage.py)
+    outputs = {(e["job"]["name"], e["eventType"]): [o["name"] for o in e.get("outputs", [])] for e in sent}
+    assert outputs[("lethe.fine_tune", "COMPLETE")] == [f"adapter/{served['id']}"], outputs
+    assert outputs[("lethe.deployment", "COMPLETE")] == ["deployment/helpdesk-bot"], outputs
+    assert any(name.startswith("dataset_version/tickets:") for name in outputs[("lethe.dataset_version", "COMPLETE")])
+    assert "ada.lovelace" not in events_file.read_text()
     method = statement["predicate"]["method"]
     assert method["name"] == "retrain" and method["kind"] == "exact", method
     assert method["config"]["replaced_adapter_trained_by"].startswith("external:transformers.Trainer"), method
