@@ -20,6 +20,7 @@ from lethe.cli.erase import report as erase_report
 from lethe.cli.errors import EXIT_BLOCKED, fail, friendly_errors
 from lethe.cli.method_settings import parse_method_settings
 from lethe.cli.adapters import adapters_app
+from lethe.cli.lineage import lineage_app
 from lethe.cli.pipeline import pipeline_app
 from lethe.ingestion import DatasetOptions, ingest_file, read_batch
 from lethe.neo4j_server import LocalNeo4j
@@ -39,6 +40,7 @@ app.add_typer(attest_app, name="attest")
 app.add_typer(api_app, name="api")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(adapters_app, name="adapters")
+app.add_typer(lineage_app, name="lineage")
 app.command("report")(erase_report)
 console = render.console
 

@@ -274,3 +274,21 @@ def test_the_assets_emit_after_their_writes(scratch_pipeline, no_openlineage_env
         for state in ("START", "COMPLETE")}
     # The resource was built from the settings before the variable was set: the default namespace.
     assert {e["job"]["namespace"] for e in events} == {"lethe://default"}
+
+
+def test_lethe_lineage_emit_sends_what_the_graph_holds_and_says_what_to_set(pipeline, no_openlineage_env, tmp_path):
+    from typer.testing import CliRunner
+
+    from lethe.cli.main import app
+
+    unset = CliRunner().invoke(app, ["lineage", "emit"], env=pipeline["env"])
+    assert unset.exit_code == 2 and "OPENLINEAGE_URL" in unset.output, unset.output
+    target = tmp_path / "events.jsonl"
+    file_transport(no_openlineage_env, tmp_path, target)
+    done = CliRunner().invoke(app, ["lineage", "emit"], env=pipeline["env"])
+    assert done.exit_code == 0 and "sent 6 OpenLineage event(s)" in done.output, done.output
+    events = _written(target)
+    for event in events:
+        assert_valid(event)
+    assert sorted({e["job"]["name"] for e in events}) == ["lethe.dataset_version", "lethe.deployment",
+                                                          "lethe.fine_tune"]
