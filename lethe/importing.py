@@ -24,8 +24,8 @@ from lineage.errors import BatchRejectedError, InvalidRecordError
 from lineage.keys import SubjectKeyer
 from lineage.limits import InputLimitError, iter_lines_bounded, loads_json_bounded
 from lineage.local_files import private_dir, write_private_bytes
-from lineage.mapping import ChatRenderer, RecordMapping, canonical_record
-from lineage.record_batch import parse_lines
+from lineage.mapping import ChatRenderer, RecordMapping, canonical_record, lookup
+from lineage.record_batch import SUBJECT_FIELDS, parse_lines
 
 __all__ = ["ImportedBatch", "chat_renderer", "import_batch", "read_rows"]
 
@@ -98,12 +98,38 @@ def _json_default(value: object) -> str:
     raise TypeError(f"cannot represent {type(value).__name__} in a record")
 
 
+# Without a [records] table, a record is Lethe's own shape and nothing else: a misspelt field ("subjet") is
+# refused, never dropped (a dropped identifier would hide a person from their erasure).
+LETHE_FIELDS = {"id", "text", "source", "subject", "created_at"} | {f"subject.{k}" for k in SUBJECT_FIELDS}
+
+
+def _unknown_fields(row: dict, mapping: RecordMapping, number: int) -> InvalidRecordError | None:
+    unknown = sorted(set(row) - LETHE_FIELDS) if mapping == RecordMapping() else []
+    if not unknown:
+        return None
+    return InvalidRecordError(number, unknown[0], f"unknown field(s) {unknown}; map your columns in lethe.toml's "
+                                                  "[records] table (docs/your-data.md), or drop them")
+
+
+def _check_subject_columns(path: Path, mapping: RecordMapping, rows: list[dict]) -> None:
+    """A subject column the mapping names but no row has is a typo, not a file without such people."""
+    missing = [column for column in mapping.subject.values() if all(lookup(row, column) is None for row in rows)]
+    if missing:
+        raise BatchFileError(f"{path}: the [records.subject] column(s) {missing} are in no row; check the "
+                             "mapping's column names (a dotted path reaches into objects)")
+
+
 def _canonical_lines(path: Path, mapping: RecordMapping, render: ChatRenderer | None
                      ) -> list[tuple[int, bytes]]:
-    lines, errors = [], []
+    lines, errors, rows = [], [], []
     for number, row in read_rows(path):
         if not isinstance(row, dict):
             errors.append(InvalidRecordError(number, "line", f"expected an object, got {type(row).__name__}"))
+            continue
+        rows.append(row)
+        unknown = _unknown_fields(row, mapping, number)
+        if unknown is not None:
+            errors.append(unknown)
             continue
         try:
             record = canonical_record(row, mapping, number, render)
@@ -115,6 +141,7 @@ def _canonical_lines(path: Path, mapping: RecordMapping, render: ChatRenderer | 
         raise BatchRejectedError(str(path), errors)
     if not lines:
         raise BatchFileError(f"{path}: the file has no records")
+    _check_subject_columns(path, mapping, rows)
     return lines
 
 

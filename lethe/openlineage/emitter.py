@@ -34,7 +34,16 @@ def transport_configured(environ: Mapping[str, str], cwd: Path, home: Path) -> b
         return True
     if any(key.startswith("OPENLINEAGE__TRANSPORT") for key in environ):
         return True
-    return (cwd / "openlineage.yml").is_file() or (home / ".openlineage" / "openlineage.yml").is_file()
+    return _is_file(cwd / "openlineage.yml") or _is_file(home / ".openlineage" / "openlineage.yml")
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file, False where the folder may not be read (a process run as another user: the client
+    could not read a configuration there either)."""
+    try:
+        return path.is_file()
+    except PermissionError:
+        return False
 
 
 def _client_from_environment(logger: logging.Logger) -> OpenLineageClient | None:

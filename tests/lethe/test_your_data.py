@@ -19,6 +19,7 @@ from lethe.cli.main import app
 from lethe.demo.corpus import generate_corpus
 from lethe.importing import chat_renderer, import_batch
 from lethe.project import load_project
+from lineage.batch_files import BatchFileError
 from lineage.errors import BatchRejectedError
 from lineage.keys import SubjectKeyer
 from lineage.mapping import RecordMapping
@@ -188,3 +189,22 @@ def test_a_helpdesk_chat_export_is_trained_on_and_a_person_erased_by_email(tmp_p
     assert verified.exit_code == 0, verified.output
     stored = [p for p in (tmp_path / "state").rglob("*") if p.is_file()]
     assert all(not os.stat(p).st_mode & 0o077 for p in stored)
+
+
+def test_without_a_mapping_a_misspelt_field_is_refused_never_dropped(tmp_path):
+    # Dropped, "subjet" would leave Ada's records without an owner: her erasure would never find them.
+    line = {"id": "t-1", "text": "my parcel is late", "source": "helpdesk", "subjet": {"email": "ada@example.com"}}
+    (tmp_path / "t.jsonl").write_text(json.dumps(line) + "\n")
+    with pytest.raises(BatchRejectedError) as caught:
+        import_batch(tmp_path / "t.jsonl", RecordMapping(), tmp_path / "b", SubjectKeyer(bytes.fromhex(PEPPER)))
+    [error] = caught.value.errors
+    assert error.field == "subjet" and "lethe.toml" in error.problem and "ada@" not in str(caught.value)
+
+
+def test_a_subject_column_no_row_has_is_a_typo_and_refused(tmp_path):
+    rows, _ = _chat_rows(customers=2)
+    mapping = load_project(_project(tmp_path, PROJECT.replace('"customer.email"', '"customer.mail"'))).records
+    path = _write_parquet(rows, tmp_path / "c.parquet")
+    with pytest.raises(BatchFileError, match=r"\['customer.mail'\] are in no row"):
+        import_batch(path, mapping, tmp_path / "b", SubjectKeyer(bytes.fromhex(PEPPER)), chat_renderer(None))
+    assert not (tmp_path / "b").exists()
