@@ -48,6 +48,15 @@ class _StepLosses(TrainerCallback):
                 self.on_step(len(self.losses), self.losses[-1])
 
 
+def _checkpointing(on: bool) -> dict:
+    """Activation (gradient) checkpointing under the name this transformers has (5.x renamed it)."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    name = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+    return {name: on, f"{name}_kwargs": {"use_reentrant": False} if on else None}
+
+
 def _arguments(out: str, *, epochs: int, batch_size: int, learning_rate: float, seed: int,
                device: torch.device, max_steps: int | None) -> TrainingArguments:
     cuda = device.type == "cuda"
@@ -55,8 +64,8 @@ def _arguments(out: str, *, epochs: int, batch_size: int, learning_rate: float, 
         output_dir=out, per_device_train_batch_size=batch_size, num_train_epochs=epochs,
         max_steps=max_steps or -1, learning_rate=learning_rate, lr_scheduler_type="constant", warmup_steps=0,
         weight_decay=0.0, max_grad_norm=0.0, optim="adamw_torch", seed=seed, data_seed=seed,
-        bf16=cuda and compute_dtype(device) == torch.bfloat16, gradient_checkpointing=cuda,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if cuda else None, use_cpu=not cuda,
+        bf16=cuda and compute_dtype(device) == torch.bfloat16, use_cpu=not cuda,
+        **_checkpointing(cuda),
         report_to=[], save_strategy="no", logging_strategy="steps", logging_steps=1, disable_tqdm=True,
         dataloader_num_workers=0, remove_unused_columns=False)
 
