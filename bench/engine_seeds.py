@@ -18,27 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _probe(pipeline, corpus) -> dict:
-    from unlearning.probes import ProbeConfig, SecretSpan, open_probe_model, probe_adapter
+    from tests.pipeline_support import probe_trained_canaries
 
-    plan = pipeline["train"].output_for_node("dataset_version")
-    served = pipeline["train"].output_for_node("fine_tune")
-    texts = {r["id"]: r["text"] for r in corpus.records}
-    holdout = {rid: texts[rid] for rid, _ in plan.holdout}
-    canaries = [c for c in corpus.truth["canaries"] if c["record_ids"][0] not in holdout]
-    repeated = [c["record_ids"][0] for c in canaries if c["repeated"]]
-    scope = {c["record_ids"][0]: texts[c["record_ids"][0]] for c in canaries}
-    secrets = {}
-    for rid in repeated:
-        value = next(c["value"] for c in canaries if c["record_ids"][0] == rid)
-        start = texts[rid].rindex(value)
-        secrets[rid] = [SecretSpan(start, start + len(value), "canary")]
-    report = probe_adapter(open_probe_model(Path(pipeline["env"]["LETHE_BASE_MODEL"]), Path(served["path"])),
-                           scope, holdout, ProbeConfig(exposure_candidates=255, generate=False), secrets=secrets)
-    by_id = {r.record_id: r for r in report.records}
-    pairs = [sorted(by_id[rid].exposures, key=lambda e: e.control) for rid in repeated]
-    return {"trained_sum": round(sum(t.exposure for t, _ in pairs), 2),
-            "controls": [round(c.exposure, 2) for _, c in pairs],
-            "flagged": set(repeated) <= set(report.flagged)}
+    probe = probe_trained_canaries(pipeline, corpus)
+    return {"trained_sum": round(sum(t.exposure for t, _ in probe.pairs), 2),
+            "controls": [round(c.exposure, 2) for _, c in probe.pairs],
+            "flagged": set(probe.repeated) <= set(probe.report.flagged)}
 
 
 def main() -> None:

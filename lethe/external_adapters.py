@@ -27,9 +27,6 @@ from lineage.training_runs import adapter_for
 
 __all__ = ["ExternalTraining", "RegisteredAdapter", "register_adapter"]
 
-ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
-
-
 @dataclass(frozen=True)
 class ExternalTraining:
     """What is known of a training done elsewhere."""
@@ -55,40 +52,28 @@ class RegisteredAdapter:
     shards: int
 
 
-def _check_adapter_dir(path: Path) -> dict:
-    config = Path(path) / "adapter_config.json"
-    if not config.is_file() or not any((Path(path) / w).is_file() for w in ADAPTER_WEIGHTS):
-        raise InvalidArgumentError(f"{path}: not a peft adapter directory (adapter_config.json and "
-                                   f"{' or '.join(ADAPTER_WEIGHTS)}); give the folder save_pretrained wrote")
-    try:
-        return json.loads(config.read_text())
-    except json.JSONDecodeError as exc:
-        raise InvalidArgumentError(f"{config}: not valid JSON ({exc.msg})") from None
-
-
-def _training_config(adapter_config: dict, training: ExternalTraining) -> dict:
+def _training_config(adapter_config: dict, training: ExternalTraining):
     """Lethe's LoraTrainingConfig of this training, so a remedy can retrain the same way: LoRA's shape from
     adapter_config.json, the optimizer's from the trainer's arguments where given, Lethe's defaults else."""
     from unlearning.training import LoraTrainingConfig
 
     args = training.config
+    per_device, accumulation = args.get("per_device_train_batch_size"), args.get("gradient_accumulation_steps") or 1
     targets = adapter_config.get("target_modules") or ["auto"]
     values = {"r": adapter_config.get("r"), "alpha": adapter_config.get("lora_alpha"),
               "dropout": adapter_config.get("lora_dropout"),
               "target_modules": sorted(targets) if isinstance(targets, list) else [targets],
               "learning_rate": args.get("learning_rate"),
               "epochs": int(args["num_train_epochs"]) if args.get("num_train_epochs") else None,
-              "batch_size": (args.get("per_device_train_batch_size") or 0) * (args.get("gradient_accumulation_steps")
-                                                                            or 1) or None,
+              "batch_size": per_device * accumulation if per_device else None,
               "seed": training.seed, "engine": "trainer"}
-    return LoraTrainingConfig(**{k: v for k, v in values.items() if v is not None}).model_dump(mode="json")
+    return LoraTrainingConfig(**{k: v for k, v in values.items() if v is not None})
 
 
-def _write_manifest(training: ExternalTraining, adapter_config: dict, base_sha: str) -> dict:
+def _write_manifest(training: ExternalTraining, adapter_config: dict, base_sha: str) -> None:
     """lethe_manifest.json in the adapter folder (before its digest is taken): the dataset version and the
     recipe a remedy needs. One already there for the same version is kept (registering again changes nothing)."""
     from unlearning.sharded import MANIFEST
-    from unlearning.training import LoraTrainingConfig
 
     path = Path(training.adapter_dir) / MANIFEST
     if path.is_file():
@@ -96,13 +81,12 @@ def _write_manifest(training: ExternalTraining, adapter_config: dict, base_sha: 
         if manifest.get("dataset_version") != training.dataset_version:
             raise InvalidArgumentError(f"{path} says this adapter was trained on {manifest.get('dataset_version')!r}, "
                                        f"not {training.dataset_version!r}")
-        return manifest
+        return
     config = _training_config(adapter_config, training)
     manifest = {"dataset_version": training.dataset_version, "origin": f"external:{training.trainer}",
-                "base_model_sha256": base_sha, "training_config": config,
-                "config_sha256": LoraTrainingConfig(**config).config_sha256(), "trainer_arguments": training.config}
+                "base_model_sha256": base_sha, "training_config": config.model_dump(mode="json"),
+                "config_sha256": config.config_sha256(), "trainer_arguments": training.config}
     path.write_text(json.dumps(manifest, sort_keys=True, indent=1, default=str))
-    return manifest
 
 
 def _shards_of(graph: GraphStore, version: str) -> list[str]:
@@ -125,13 +109,14 @@ def _run(training: ExternalTraining, adapter_config: dict, adapter_sha: str, bas
 
 def register_adapter(graph: GraphStore, training: ExternalTraining) -> RegisteredAdapter:
     """Record the run, the adapter and (when given) its deployment, in one transaction; idempotent."""
-    from unlearning.base_model import model_dir_sha256  # digests the folders; imported when used
+    from unlearning.adapters import read_adapter_config  # torch: imported when used
+    from unlearning.base_model import model_dir_sha256
 
-    adapter_config = _check_adapter_dir(training.adapter_dir)
     if not Path(training.base_model).is_dir():
         raise InvalidArgumentError(f"{training.base_model}: the base model must be a local model directory "
                                    "(Lethe records its digest, and a remedy retrains on it)")
     shards = _shards_of(graph, training.dataset_version)
+    adapter_config = read_adapter_config(training.adapter_dir)  # a plain LoRA folder, as remedies need
     base_sha = model_dir_sha256(training.base_model)
     _write_manifest(training, adapter_config, base_sha)
     adapter_sha = model_dir_sha256(training.adapter_dir)

@@ -15,16 +15,15 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from lineage.batch_files import BatchFileError
+from lineage.batch_files import BatchFileError, json_default
 from lineage.errors import BatchRejectedError, InvalidRecordError
 from lineage.keys import SubjectKeyer
 from lineage.limits import InputLimitError, iter_lines_bounded, loads_json_bounded
 from lineage.local_files import private_dir, write_private_bytes
-from lineage.mapping import ChatRenderer, RecordMapping, canonical_record, lookup
+from lineage.mapping import ChatRenderer, RecordMapping, canonical_record
 from lineage.record_batch import SUBJECT_FIELDS, parse_lines
 
 __all__ = ["ImportedBatch", "chat_renderer", "import_batch", "read_rows"]
@@ -36,7 +35,7 @@ CSV_MAX_FIELD = 4 * 1024 * 1024  # the same bound as a JSONL record line
 class ImportedBatch:
     source: Path
     name: str  # the batch file's name in the batches folder
-    records: int
+    records: int  # lines of the batch file (exact repeats are dropped when it is ingested)
     new: bool  # False: the same file and mapping were imported before
 
 
@@ -92,42 +91,29 @@ def _chatml(messages: list[dict[str, str]]) -> str:
     return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
 
 
-def _json_default(value: object) -> str:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    raise TypeError(f"cannot represent {type(value).__name__} in a record")
-
 
 # Without a [records] table, a record is Lethe's own shape and nothing else: a misspelt field ("subjet") is
 # refused, never dropped (a dropped identifier would hide a person from their erasure).
 LETHE_FIELDS = {"id", "text", "source", "subject", "created_at"} | {f"subject.{k}" for k in SUBJECT_FIELDS}
 
 
-def _unknown_fields(row: dict, mapping: RecordMapping, number: int) -> InvalidRecordError | None:
-    unknown = sorted(set(row) - LETHE_FIELDS) if mapping == RecordMapping() else []
+def _unknown_fields(row: dict, number: int) -> InvalidRecordError | None:
+    unknown = sorted(set(row) - LETHE_FIELDS)
     if not unknown:
         return None
     return InvalidRecordError(number, unknown[0], f"unknown field(s) {unknown}; map your columns in lethe.toml's "
                                                   "[records] table (docs/your-data.md), or drop them")
 
 
-def _check_subject_columns(path: Path, mapping: RecordMapping, rows: list[dict]) -> None:
-    """A subject column the mapping names but no row has is a typo, not a file without such people."""
-    missing = [column for column in mapping.subject.values() if all(lookup(row, column) is None for row in rows)]
-    if missing:
-        raise BatchFileError(f"{path}: the [records.subject] column(s) {missing} are in no row; check the "
-                             "mapping's column names (a dotted path reaches into objects)")
-
-
 def _canonical_lines(path: Path, mapping: RecordMapping, render: ChatRenderer | None
                      ) -> list[tuple[int, bytes]]:
-    lines, errors, rows = [], [], []
+    lines, errors, found = [], [], set()
+    strict = mapping == RecordMapping()
     for number, row in read_rows(path):
         if not isinstance(row, dict):
             errors.append(InvalidRecordError(number, "line", f"expected an object, got {type(row).__name__}"))
             continue
-        rows.append(row)
-        unknown = _unknown_fields(row, mapping, number)
+        unknown = _unknown_fields(row, number) if strict else None
         if unknown is not None:
             errors.append(unknown)
             continue
@@ -136,12 +122,17 @@ def _canonical_lines(path: Path, mapping: RecordMapping, render: ChatRenderer | 
         except InvalidRecordError as exc:
             errors.append(exc)
             continue
-        lines.append((number, json.dumps(record, default=_json_default, ensure_ascii=False).encode()))
+        found.update(record["subject"])
+        lines.append((number, json.dumps(record, default=json_default, ensure_ascii=False).encode()))
     if errors:
         raise BatchRejectedError(str(path), errors)
     if not lines:
         raise BatchFileError(f"{path}: the file has no records")
-    _check_subject_columns(path, mapping, rows)
+    # A subject column the mapping names but no row has is a typo, not a file without such people.
+    missing = [column for field, column in mapping.subject.items() if field not in found]
+    if missing:
+        raise BatchFileError(f"{path}: the [records.subject] column(s) {missing} are in no row; check the "
+                             "mapping's column names (a dotted path reaches into objects)")
     return lines
 
 
@@ -164,12 +155,13 @@ def import_batch(path: Path, mapping: RecordMapping, batches_dir: Path, keyer: S
     digest.update(f"\0{mapping.digest_input()}\0{template}".encode())
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem)[:80] or "batch"
     target = Path(batches_dir) / f"{stem}-{digest.hexdigest()[:12]}.jsonl"
+    if target.is_file():  # the same file, mapping and template, validated and written before
+        with target.open("rb") as written:
+            return ImportedBatch(path, target.name, sum(1 for _ in written), new=False)
     lines = _canonical_lines(path, mapping, renderer)
-    batch, errors = parse_lines(lines, keyer)
+    _, errors = parse_lines(lines, keyer)
     if errors:
         raise _in_users_words(path, BatchRejectedError(str(path), errors), mapping)
-    if target.is_file():
-        return ImportedBatch(path, target.name, len(batch.records), new=False)
     private_dir(target.parent)  # only now: a refused file leaves no folder behind
     write_private_bytes(target, b"".join(raw + b"\n" for _, raw in lines))
-    return ImportedBatch(path, target.name, len(batch.records), new=True)
+    return ImportedBatch(path, target.name, len(lines), new=True)

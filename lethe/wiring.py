@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from neo4j.exceptions import AuthError
@@ -45,15 +44,16 @@ def content_store(settings: Settings) -> ContentStore:
 
 def openlineage_remedy_events(settings: Settings):
     """The remedy hook that sends OpenLineage events of what a remedy's lineage commit wrote (the derived
-    dataset version, the fine-tune that made the new adapter, its deployments); None when no OpenLineage
-    transport is configured (OPENLINEAGE_*: docs/openlineage.md). A failed send is logged, never raised."""
-    from lethe.openlineage import LineageEmitter, transport_configured
-
-    if not transport_configured(os.environ, Path.cwd(), Path.home()):
-        return None
+    dataset version, the fine-tune that made the new adapter, its deployments), when an OpenLineage
+    transport is configured (OPENLINEAGE_*: docs/openlineage.md). The client is imported only when a remedy
+    commits, not by every command that builds a context. A failed send is logged, never raised."""
 
     def send(graph: GraphStore, committed: RemedyCommitted) -> None:
-        emitter = LineageEmitter.from_environment(settings.openlineage_namespace)
+        from lethe.openlineage import LineageEmitter
+
+        emitter = LineageEmitter.from_environment(settings.openlineage_namespace)  # silent when unconfigured
+        if not emitter.enabled:
+            return
         try:
             if committed.derived:
                 emitter.dataset_version(graph, committed.dataset_version)

@@ -19,7 +19,8 @@ class BatchFileError(LineageError):
     """A batch file cannot be read as records at all (empty, unknown format or columns)."""
 
 
-def _json_default(value: object) -> str:
+def json_default(value: object) -> str:
+    """Dates and times in a record as ISO 8601 text (json.dumps' `default`)."""
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     raise TypeError(f"cannot represent {type(value).__name__} in a record")
@@ -53,4 +54,4 @@ def _parquet_lines(path: Path) -> Iterator[tuple[int, bytes]]:
             + f". Record columns are {sorted(RECORD_COLUMNS)}; rename or drop the others.")
     for n, row in enumerate(table.to_pylist(), 1):
         row = {k: v for k, v in row.items() if v is not None}
-        yield n, json.dumps(row, default=_json_default).encode()
+        yield n, json.dumps(row, default=json_default).encode()

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from lineage.errors import InvalidRecordError
 from lineage.record_batch import SUBJECT_FIELDS
 
-__all__ = ["ChatMessage", "ChatRenderer", "RecordMapping", "canonical_record", "lookup", "parse_messages"]
+__all__ = ["ChatMessage", "ChatRenderer", "RecordMapping", "canonical_record", "parse_messages"]
 
 ChatRenderer = Callable[[list[dict[str, str]]], str]
 
@@ -78,7 +78,7 @@ class RecordMapping(BaseModel):
         return json.dumps(self.model_dump(), sort_keys=True)
 
 
-def lookup(row: Mapping[str, Any], path: str) -> Any:
+def _lookup(row: Mapping[str, Any], path: str) -> Any:
     """The value at a column name, or a dotted path into nested objects; None when absent."""
     if path in row:
         return row[path]
@@ -116,7 +116,7 @@ def parse_messages(value: Any, line: int, column: str) -> list[dict[str, str]]:
 def _subject(row: Mapping[str, Any], mapping: RecordMapping) -> dict[str, Any]:
     subject = {}
     for field, column in (mapping.subject or {k: f"subject.{k}" for k in SUBJECT_FIELDS}).items():
-        value = lookup(row, column)
+        value = _lookup(row, column)
         if value is None or value == "":
             continue
         subject[field] = [str(v) for v in value] if isinstance(value, list) else str(value)
@@ -126,20 +126,20 @@ def _subject(row: Mapping[str, Any], mapping: RecordMapping) -> dict[str, Any]:
 def canonical_record(row: Mapping[str, Any], mapping: RecordMapping, line: int,
                      render: ChatRenderer | None = None) -> dict[str, Any]:
     """A user's row as a Lethe record (id, text, source, subject, created_at), ready for validation."""
-    record_id = lookup(row, mapping.id)
+    record_id = _lookup(row, mapping.id)
     if record_id is None or isinstance(record_id, (dict, list)):
         raise InvalidRecordError(line, mapping.id, "missing, or not a single value; every record needs an id")
     record: dict[str, Any] = {"id": str(record_id)}
     if mapping.messages is not None:
-        messages = parse_messages(lookup(row, mapping.messages), line, mapping.messages)
+        messages = parse_messages(_lookup(row, mapping.messages), line, mapping.messages)
         if render is None:
             raise ValueError("chat records need a chat renderer (the base model's template)")
         record["text"] = render(messages)
     else:
-        record["text"] = lookup(row, mapping.text_column)
-    record["source"] = mapping.source_value or lookup(row, mapping.source or "source")
+        record["text"] = _lookup(row, mapping.text_column)
+    record["source"] = mapping.source_value or _lookup(row, mapping.source or "source")
     record["subject"] = _subject(row, mapping)
-    created = lookup(row, mapping.created_at or "created_at")
+    created = _lookup(row, mapping.created_at or "created_at")
     if created is not None:
         record["created_at"] = created if isinstance(created, str) else str(created)
     return {k: v for k, v in record.items() if v is not None}

@@ -131,3 +131,42 @@ class SharedPipeline:
         with pipeline_session(self.env) as (settings, defs, instance):
             yield {"settings": settings, "defs": defs, "instance": instance, "train": self.train,
                    "state": self.folder, "graph": self.graph, "env": self.env}
+
+
+@dataclass(frozen=True)
+class CanaryProbe:
+    """The trained pipeline's served adapter probed on the corpus's trained canary tickets."""
+
+    report: object  # unlearning.probes.ProbeReport
+    config: object  # its ProbeConfig
+    holdout: dict[str, str]  # held-out record id -> text
+    scope: dict[str, str]  # the trained canary tickets, id -> text
+    repeated: list[str]  # the ids of the repeated (memorizable) ones among them
+    pairs: list[tuple]  # per repeated canary: (its exposure, its never-trained look-alike's exposure)
+
+
+def probe_trained_canaries(pipeline: dict, corpus) -> CanaryProbe:
+    """Probe the served adapter on every trained canary ticket against the holdout, with the exposure of the
+    repeated canaries' secrets (255 look-alike candidates each); tests/assets/test_pipeline.py and
+    bench/engine_seeds.py read the same figures."""
+    from unlearning.probes import ProbeConfig, SecretSpan, open_probe_model, probe_adapter
+
+    plan = pipeline["train"].output_for_node("dataset_version")
+    served = pipeline["train"].output_for_node("fine_tune")
+    texts = {r["id"]: r["text"] for r in corpus.records}
+    holdout = {rid: texts[rid] for rid, _ in plan.holdout}
+    canaries = [c for c in corpus.truth["canaries"] if c["record_ids"][0] not in holdout]
+    repeated = [c["record_ids"][0] for c in canaries if c["repeated"]]
+    scope = {c["record_ids"][0]: texts[c["record_ids"][0]] for c in canaries}
+    secrets = {}
+    for canary in canaries:
+        rid = canary["record_ids"][0]
+        if rid in repeated:
+            start = texts[rid].rindex(canary["value"])
+            secrets[rid] = [SecretSpan(start, start + len(canary["value"]), "canary")]
+    config = ProbeConfig(exposure_candidates=255, generate=False)
+    report = probe_adapter(open_probe_model(Path(pipeline["env"]["LETHE_BASE_MODEL"]), Path(served["path"])),
+                           scope, holdout, config, secrets=secrets)
+    by_id = {r.record_id: r for r in report.records}
+    pairs = [tuple(sorted(by_id[rid].exposures, key=lambda e: e.control)) for rid in repeated]
+    return CanaryProbe(report, config, holdout, scope, repeated, pairs)

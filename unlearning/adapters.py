@@ -18,7 +18,8 @@ from unlearning.errors import AdapterError, TrainingDataError
 from unlearning.runtime import TokenBatch, atomic_directory, autocast, encode_texts, token_batches
 
 __all__ = ["ADAPTER_FILES", "MergedAdapter", "adapter_delta_norms", "adapter_deltas", "load_adapter_model",
-           "lora_b_all_zero", "mean_token_nll", "merge_shard_adapters", "save_adapter", "sequence_nll"]
+           "lora_b_all_zero", "mean_token_nll", "merge_shard_adapters", "read_adapter_config", "save_adapter",
+           "sequence_nll"]
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 MERGE_RTOL = 1e-5  # float32 round-off of folding each shard's scaling into its A rows
@@ -51,7 +52,8 @@ def save_adapter(peft_model: PeftModel, adapter_name: str, out_dir: Path) -> Non
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _adapter_config(adapter_dir: Path) -> dict:
+def read_adapter_config(adapter_dir: Path) -> dict:
+    """adapter_config.json of a plain LoRA adapter folder; AdapterError says what is missing or unsupported."""
     path = Path(adapter_dir) / "adapter_config.json"
     if not path.is_file() or not (Path(adapter_dir) / "adapter_model.safetensors").is_file():
         raise AdapterError(f"{adapter_dir} is not a LoRA adapter directory (needs {' and '.join(ADAPTER_FILES)})")
@@ -70,7 +72,7 @@ def _adapter_config(adapter_dir: Path) -> dict:
 
 def adapter_deltas(adapter_dir: Path, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """Weight delta (alpha / r) · B · A of every adapted module, on the CPU, keyed by module name."""
-    config = _adapter_config(adapter_dir)
+    config = read_adapter_config(adapter_dir)
     scaling = config["lora_alpha"] / config["r"]
     tensors = load_file(Path(adapter_dir) / "adapter_model.safetensors", device="cpu")
     if any("lora_embedding" in key for key in tensors):
@@ -91,7 +93,7 @@ def adapter_delta_norms(adapter_dir: Path) -> dict[str, float]:
 
 def lora_b_all_zero(adapter_dir: Path) -> bool:
     """True when every LoRA B matrix is zero, i.e. the adapter changes nothing."""
-    _adapter_config(adapter_dir)
+    read_adapter_config(adapter_dir)
     tensors = load_file(Path(adapter_dir) / "adapter_model.safetensors", device="cpu")
     return not any(bool(t.any()) for key, t in tensors.items() if ".lora_B." in key)
 
@@ -99,7 +101,7 @@ def lora_b_all_zero(adapter_dir: Path) -> bool:
 def load_adapter_model(base_model_dir: Path, adapter_dir: Path, device: torch.device | None = None,
                        dtype: torch.dtype | None = None):
     """The base model with the adapter at `adapter_dir` on it (peft, eval mode), and the tokenizer."""
-    _adapter_config(adapter_dir)
+    read_adapter_config(adapter_dir)
     model, tokenizer = load_base_model(base_model_dir, device=device, dtype=dtype)
     return PeftModel.from_pretrained(model, str(adapter_dir)).eval(), tokenizer
 
@@ -114,7 +116,7 @@ def merge_shard_adapters(base_model_dir: Path, shard_adapter_dirs: list[Path], o
     """
     if not shard_adapter_dirs:
         raise AdapterError("no shard adapters to merge")
-    configs = [_adapter_config(d) for d in shard_adapter_dirs]
+    configs = [read_adapter_config(d) for d in shard_adapter_dirs]
     model, _ = load_base_model(base_model_dir, device=torch.device("cpu"))  # float32 on CPU: exact enough
     names = [f"shard_{i}" for i in range(len(shard_adapter_dirs))]
     peft_model = PeftModel.from_pretrained(model, str(shard_adapter_dirs[0]), adapter_name=names[0])

@@ -16,7 +16,7 @@ adapters_app = typer.Typer(help="Adapters trained elsewhere: record them, so bla
 
 @adapters_app.command("register")
 @friendly_errors
-def register(adapter_dir: Path = typer.Argument(..., help="the peft adapter folder (adapter_config.json and weights)"),
+def register(adapter_dir: Path = typer.Argument(..., help="the LoRA adapter folder (adapter_config.json, adapter_model.safetensors)"),
              dataset: str = typer.Option(..., "--dataset", help="the dataset version it was trained on "
                                                                 "(`lethe datasets`)"),
              base: Path = typer.Option(..., "--base", help="the base model directory it was trained on"),

@@ -11,7 +11,7 @@ import pytest
 
 from lineage.content_store import ContentStore
 from lineage.store.writers import LineageWriter
-from tests.pipeline_support import PEPPER, TRAIN_CONFIG
+from tests.pipeline_support import PEPPER, TRAIN_CONFIG, probe_trained_canaries
 
 # Exposure bits per repeated canary, on average over the canaries; why 5, and what was measured: below.
 EXPOSURE_BITS_PER_CANARY = 5.0
@@ -130,29 +130,14 @@ def test_the_adapter_memorized_the_repeated_canaries_but_not_the_holdout(pipelin
 
 
 def test_probes_flag_the_repeated_canaries_and_about_alpha_of_the_holdout(pipeline, corpus):
-    from unlearning.probes import ProbeConfig, SecretSpan, open_probe_model, probe_adapter
-
-    plan, served = output(pipeline["train"], "dataset_version"), output(pipeline["train"], "fine_tune")
-    texts = {r["id"]: r["text"] for r in corpus.records}
-    holdout = {rid: texts[rid] for rid, _ in plan.holdout}
-    canaries = [c for c in corpus.truth["canaries"] if c["record_ids"][0] not in holdout]
-    repeated = [c["record_ids"][0] for c in canaries if c["repeated"]]
+    probe = probe_trained_canaries(pipeline, corpus)
+    report, config, holdout, scope, repeated, pairs = (probe.report, probe.config, probe.holdout, probe.scope,
+                                                       probe.repeated, probe.pairs)
     assert len(repeated) >= 2 and len(holdout) >= 30
-    scope = {c["record_ids"][0]: texts[c["record_ids"][0]] for c in canaries}
-    secrets = {}
-    for rid in repeated:
-        value = next(c["value"] for c in canaries if c["record_ids"][0] == rid)
-        start = texts[rid].rindex(value)
-        secrets[rid] = [SecretSpan(start, start + len(value), "canary")]
-    config = ProbeConfig(exposure_candidates=255, generate=False)
-    report = probe_adapter(open_probe_model(Path(pipeline["env"]["LETHE_BASE_MODEL"]), Path(served["path"])),
-                           scope, holdout, config, secrets=secrets)
     assert set(repeated) <= set(report.flagged), report.flagged
     # "About alpha": leave-one-out over n holdout records; more than alpha + 2 binomial SDs would be a miscalibration.
     n = len(holdout)
     assert report.holdout_false_flag_rate <= config.alpha + 2 * (config.alpha * (1 - config.alpha) / n) ** 0.5
-    by_id = {r.record_id: r for r in report.records}
-    pairs = [sorted(by_id[rid].exposures, key=lambda e: e.control) for rid in repeated]
     # Memorized beyond chance, together: under chance 2^-exposure is uniform, so the bits of k canaries sum to
     # a Gamma(k) / ln 2 and P(sum >= 5k bits) = 0.008 for k = 2. Measured on this corpus across training seeds
     # 0-11 (2026-12-05, 255 candidates): the two canaries' sum was 13.7 to 16 bits, one canary alone as low as

@@ -15,17 +15,9 @@ from typer.testing import CliRunner
 from lethe.cli.main import app
 from lethe.integrations.transformers import LetheLineageCallback
 from unlearning.base_model import load_base_model
-from tests.lethe.test_openlineage import assert_valid
+from tests.openlineage_schema import assert_valid
 from tests.lineage.lineage_fixtures import jsonl, tickets
 
-PEPPER = "ab" * 32
-
-
-@pytest.fixture
-def env(tmp_path, neo4j_server, graph):
-    return {"LETHE_STATE_DIR": str(tmp_path / "state"), "NEO4J_URI": neo4j_server.resolved_neo4j_uri(),
-            "NEO4J_USER": neo4j_server.neo4j_user, "NEO4J_PASSWORD": neo4j_server.resolved_neo4j_password(),
-            "LETHE_PEPPER": PEPPER}
 
 
 def _cli(env, *args):
@@ -92,7 +84,7 @@ def test_a_trainer_run_with_the_callback_is_reached_by_blast_radius(env, tmp_pat
 def test_register_refuses_what_is_not_an_adapter_or_an_unknown_dataset(env, tmp_path, tiny_base_model):
     version, _ = _dataset(env, tmp_path)
     not_adapter = _cli(env, "adapters", "register", tmp_path, "--dataset", version, "--base", tiny_base_model)
-    assert not_adapter.exit_code == 2 and "not a peft adapter directory" in not_adapter.output
+    assert not_adapter.exit_code == 2 and "not a LoRA adapter directory" in not_adapter.output, not_adapter.output
     adapter = tmp_path / "a"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")

@@ -9,70 +9,17 @@ import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import jsonschema_rs
 import pytest
 from openlineage.client.serde import Serde
 
-from lethe.openlineage import FACETS_SCHEMA_URL, LineageEmitter, run_uuid, transport_configured
+from lethe.openlineage import LineageEmitter, run_uuid, transport_configured
 from lethe.openlineage.events import dataset_version_events, deployment_events, failure_events, fine_tune_events
 from lethe.openlineage.facts import AdapterFacts, DatasetVersionFacts, DeploymentFacts, FineTuneFacts
+from tests.openlineage_schema import RUN_EVENT, assert_valid, validator
 
-SPEC = Path(__file__).resolve().parents[1] / "data" / "openlineage"
-FACET_FILE = Path(__file__).resolve().parents[2] / "lethe" / "openlineage" / "lethe-facets.json"
-CORE = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
 NS = "lethe://test"
 T0 = datetime(2026, 12, 1, 9, 30, tzinfo=timezone.utc)
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
-
-
-def _registry() -> jsonschema_rs.Registry:
-    core = json.loads((SPEC / "OpenLineage-2-0-2.json").read_text())
-    resources = [(CORE, core),
-                 # ErrorMessageRunFacet 1-0-0 refers to the 1-0-2 core's RunFacet, which 2-0-2 keeps as it was
-                 # (allOf BaseFacet): see tests/data/openlineage/README.md.
-                 ("https://openlineage.io/spec/1-0-2/OpenLineage.json",
-                  {**core, "$id": "https://openlineage.io/spec/1-0-2/OpenLineage.json"}),
-                 (FACETS_SCHEMA_URL, json.loads(FACET_FILE.read_text()))]
-    for path in sorted((SPEC / "facets").glob("*.json")):
-        schema = json.loads(path.read_text())
-        resources.append((schema["$id"], schema))
-    return jsonschema_rs.Registry(resources)
-
-
-REGISTRY = _registry()
-# A facet's schema by its name in `facets`, as the client and Lethe stamp them; the `lethe` facets by _schemaURL.
-FACET_SCHEMAS = {"jobType": "https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet",
-                 "errorMessage": "https://openlineage.io/spec/facets/1-0-0/ErrorMessageRunFacet.json"
-                                 "#/$defs/ErrorMessageRunFacet"}
-
-
-def _validator(ref: str):
-    return jsonschema_rs.validator_for({"$ref": ref}, registry=REGISTRY, validate_formats=True)
-
-
-RUN_EVENT = _validator(f"{CORE}#/$defs/RunEvent")
-WHOLE_SPEC = _validator(CORE)
-
-
-def _facets(event: dict):
-    """(name, facet) of every facet in an event: run, job, datasets, input and output facets."""
-    yield from (event["run"].get("facets") or {}).items()
-    yield from (event["job"].get("facets") or {}).items()
-    for dataset in [*event.get("inputs", []), *event.get("outputs", [])]:
-        for key in ("facets", "inputFacets", "outputFacets"):
-            yield from (dataset.get(key) or {}).items()
-
-
-def assert_valid(event: dict) -> None:
-    """The event against the spec's RunEvent and the whole spec, and each facet against its own schema."""
-    RUN_EVENT.validate(event)
-    WHOLE_SPEC.validate(event)
-    for name, facet in _facets(event):
-        if name == "lethe":
-            assert facet["_schemaURL"].startswith(FACETS_SCHEMA_URL + "#/$defs/"), facet["_schemaURL"]
-            _validator(facet["_schemaURL"]).validate(facet)
-        elif name in FACET_SCHEMAS:
-            _validator(FACET_SCHEMAS[name]).validate(facet)
 
 
 VERSION = DatasetVersionFacts(id="support-tickets:0123456789abcdef", name="support-tickets", manifest_root="a" * 64,
@@ -135,11 +82,11 @@ def test_a_failure_names_the_error_type_and_not_its_message():
 def test_the_facet_schema_refuses_fields_it_does_not_name():
     """The schema is the guard that no list of record ids slips into the facet."""
     facet = Serde.to_dict(BUILT["dataset_version"]()[1])["outputs"][0]["facets"]["lethe"]
-    validator = _validator(facet["_schemaURL"])
-    assert validator.is_valid(facet)
-    assert not validator.is_valid({**facet, "recordIds": ["ticket-1"]})
-    assert not validator.is_valid({**facet, "manifestRoot": "not-a-root"})
-    assert not validator.is_valid({k: v for k, v in facet.items() if k != "_producer"})
+    schema = validator(facet["_schemaURL"])
+    assert schema.is_valid(facet)
+    assert not schema.is_valid({**facet, "recordIds": ["ticket-1"]})
+    assert not schema.is_valid({**facet, "manifestRoot": "not-a-root"})
+    assert not schema.is_valid({k: v for k, v in facet.items() if k != "_producer"})
 
 
 def test_run_ids_are_uuids_derived_from_lethe_ids():

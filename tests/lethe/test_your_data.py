@@ -97,7 +97,7 @@ def test_importing_the_same_file_again_writes_nothing(tmp_path):
     path = _write_parquet(rows, tmp_path / "c.parquet")
     first = import_batch(path, mapping, tmp_path / "b", keyer, chat_renderer(None))
     again = import_batch(path, mapping, tmp_path / "b", keyer, chat_renderer(None))
-    assert (first.new, again.new, first.name) == (True, False, again.name)
+    assert (first.new, again.new, first.name, first.records) == (True, False, again.name, again.records)
     assert len(list((tmp_path / "b").iterdir())) == 1
 
 
