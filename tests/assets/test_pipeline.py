@@ -339,7 +339,11 @@ def test_retrain_removes_the_records_and_keeps_the_rest(scratch_pipeline, corpus
     assert record.kind == "exact" and not record.escalated
     assert record.before.flagged and not record.after.flagged, record.after.flagged
     auc = record.after.auc["ratio"]
-    assert 0.40 <= auc.value <= 0.60, auc
+    # After an exact retrain the forget records are OUT, like the holdout: their AUC is chance, and with
+    # 14 texts of 4-5 people against 34 the chance spread is wide (CI saw 0.38, [0.16, 0.66], on another
+    # CPU; a point band of 0.40-0.60 was one standard deviation). What must hold is one-sided: no evidence
+    # of memorization left, i.e. the people-resampled interval reaches down to chance.
+    assert auc.ci_low <= 0.5, auc
     # Its interval resampled people (subject keys from the graph), then their texts: five customers here.
     assert 2 <= auc.forget_people <= 5 and 2 <= auc.holdout_people < auc.holdout, auc
     exposures = [e for r in record.after.records for e in r.exposures if e.kind == "SECRET_CODE" and not e.control]
