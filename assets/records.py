@@ -93,7 +93,9 @@ def pii_scan(context: dg.AssetExecutionContext, raw_records: list[tuple[str, str
     if missing:
         raise dg.Failure(f"{len(missing)} record(s) have no text in the content store (e.g. {missing[:3]}); "
                          "rematerialize raw_records for this batch")
-    results = scanner.scan([texts[rid] for rid in ids])
+    turns = source.content().turns(ids)  # chat records: each message on its own
+    results = scanner.scan_records([texts[rid] for rid in ids], {i: turns[rid] for i, rid in enumerate(ids)
+                                                                 if rid in turns})
     subjects, mentions, entities = {}, [], Counter()
     for rid, result in zip(ids, results):
         entities.update(result.entity_counts)

@@ -23,8 +23,9 @@ class FineTuneConfig(dg.Config):
     batch_size: int | None = None
     max_length: int | None = None
     seed: int | None = None
-    target_modules: list[str] | None = None
-    engine: str | None = None  # "trainer" (transformers' Trainer, the default) or "loop"  # the linear layers that get LoRA (default "auto": the architecture's)
+    target_modules: list[str] | None = None  # the linear layers that get LoRA (default "auto": the architecture's)
+    engine: str | None = None  # "trainer" (transformers' Trainer, the default) or "loop"
+    loss_on: str | None = None  # chat records: "all" tokens (the default) or the "assistant" turns only
 
 
 def _refuse_erased(graph, plan: DatasetPlan) -> None:
@@ -52,6 +53,7 @@ def fine_tune(context: dg.AssetExecutionContext, config: FineTuneConfig, dataset
         raise dg.Failure(f"{len(missing)} training record(s) have no text in the content store "
                          f"(e.g. {missing[:3]}); they may have been erased — rebuild the dataset version")
     shard_texts = {s.id: [texts[rid] for rid, _ in s.records] for s in plan.shards}
+    turns = {texts[rid]: t for rid, t in content.turns(list(texts)).items()}  # chat records: their messages
     try:
         lora = LoraTrainingConfig(**{k: v for k, v in config.model_dump().items() if v is not None})
     except ValueError as exc:
@@ -61,7 +63,8 @@ def fine_tune(context: dg.AssetExecutionContext, config: FineTuneConfig, dataset
     try:
         trained = train_sharded_adapters(models.base_model_dir(), shard_texts, lora, run_dir,
                                          manifest={"dataset_version": plan.version.id,
-                                                   "manifest_root": plan.version.manifest_root})
+                                                   "manifest_root": plan.version.manifest_root},
+                                         turns=turns)
     except UnlearningError as exc:
         openlineage.emitter.failed("lethe.fine_tune", context.run.run_id, exc)
         raise dg.Failure(f"fine_tune failed: {exc}") from exc

@@ -19,7 +19,8 @@ from lineage.content_store import ContentStore
 from lineage.errors import NotFoundError
 from lineage.store import GraphStore, queries
 
-__all__ = ["ProbeRequest", "adapter_dataset_version", "probe_records", "record_texts", "secret_spans"]
+__all__ = ["ProbeRequest", "adapter_dataset_version", "adapter_loss_on", "chat_turns", "probe_records",
+           "record_texts", "scored_spans", "secret_spans"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,27 @@ def record_texts(content: ContentStore, ids: Sequence[str], what: str) -> dict[s
         raise NotFoundError(f"{len(missing)} {what} record(s) have no text in the content store (erased or never "
                             f"ingested), e.g. {missing[:3]}; probe records that are still held")
     return {i: found[i] for i in ids}
+
+
+def chat_turns(content: ContentStore, texts: Mapping[str, str]) -> dict[str, list]:
+    """Text -> turns ((start, end, role) of each message) of the chat records among `texts` (id -> text)."""
+    return {texts[rid]: turns for rid, turns in content.turns(list(texts)).items()}
+
+
+def scored_spans(content: ContentStore, texts: Mapping[str, str], loss_on: str) -> dict:
+    """Text -> the spans the probes score for the chat records among `texts`: what a fine-tune whose loss was
+    on `loss_on` taught (unlearning.token_spans.scored_spans). Plain records are scored whole."""
+    from unlearning.token_spans import scored_spans as spans_taught
+
+    return spans_taught(chat_turns(content, texts), loss_on)
+
+
+def adapter_loss_on(adapter_dir: Path) -> str:
+    """Which tokens the adapter's fine-tune put its loss on, from its manifest ("all" when not recorded)."""
+    manifest = Path(adapter_dir) / "lethe_manifest.json"
+    if not manifest.is_file():
+        return "all"
+    return (json.loads(manifest.read_text(encoding="utf-8")).get("training_config") or {}).get("loss_on", "all")
 
 
 def _scanner_for(ctx: ErasureContext, owner_keys: dict[str, list[str]]):
@@ -125,7 +147,9 @@ def probe_records(ctx: ErasureContext, request: ProbeRequest, config=None):
     regurgitation = _regurgitation_for(scope) if request.generate and request.regurgitation else None
     people = people_of(ctx.graph, [*scope, *holdout])
     report = probe_forms(ctx.require_base_model(), request.adapter, parse_forms(request.forms), scope, holdout,
-                         config, secrets=secrets, scan_samples=scan, regurgitation=regurgitation, people=people)
+                         config, secrets=secrets, scan_samples=scan, regurgitation=regurgitation, people=people,
+                         scored_spans=scored_spans(content, {**scope, **holdout},
+                                                   adapter_loss_on(request.adapter)))
     untrained = set(scope_ids) - queries.trained_in_dataset(ctx.graph, dataset, scope_ids)
     if untrained:
         report.notes.append(f"{len(untrained)} requested record(s) are not in the training shards of {dataset}, "

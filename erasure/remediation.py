@@ -23,7 +23,7 @@ from pathlib import Path
 
 from erasure.context import ErasureContext, RemedyCommitted
 from erasure.errors import ConfigurationError
-from erasure.probing import people_of, record_texts, secret_spans
+from erasure.probing import chat_turns, people_of, record_texts, scored_spans, secret_spans
 from erasure.remedy_lineage import affected_shard_adapters, delete_weights, write_remedy_lineage
 from erasure.statistics import form_flags
 from lineage.dataset import DatasetPlan, derive_without
@@ -209,13 +209,16 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
     # 255 look-alikes per secret: a memorized one reaches 8 bits, chance is ~1.4; enough to tell them apart.
     probe_config = probe_config or ProbeConfig(generate=False, exposure_candidates=255, max_secrets_per_record=1)
     secrets, people = secret_spans(forget), people_of(ctx.graph, [*forget, *holdout])
+    # Chat records are scored on what their fine-tune's loss taught (the assistant turns, or every message).
+    spans = scored_spans(ctx.open_content(), {**forget, **holdout},
+                         manifest["training_config"].get("loss_on", "all"))
     served_forms = probed_forms(forms if forms is not None else deployed_forms(ctx.graph, old["id"]))
 
-    shard_test = _shard_test(base, forget, holdout, plan, derived, probe_config)
+    shard_test = _shard_test(base, forget, holdout, plan, derived, probe_config, spans)
 
     def probe(path: Path):
         report = probe_forms(base, path, served_forms, forget, holdout, probe_config, secrets=secrets,
-                             people=people)
+                             people=people, scored_spans=spans)
         report.shard_reference = shard_test(path)
         return report
 
@@ -230,7 +233,7 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
                 report.relearning = relearn_adapter(base, path, list(retain.values()), relearn, relearned)
                 # Its flags are what counts: no exposure (the after-probe has it), no forms.
                 report.relearned = probe_adapter(open_probe_model(base, relearned), forget, holdout,
-                                                 probe_config, people=people)
+                                                 probe_config, people=people, scored_spans=spans)
         return report
 
     return _Prepared(adapter_dir, store, old, manifest, plan, derived, scope, forget, holdout, retain, probe,
@@ -238,7 +241,7 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
 
 
 def _shard_test(base: Path, forget: Mapping[str, str], holdout: Mapping[str, str], plan: DatasetPlan,
-                derived: DatasetPlan, probe_config) -> Callable[[Path], object]:
+                derived: DatasetPlan, probe_config, spans: Mapping) -> Callable[[Path], object]:
     """The shard-reference test of an adapter merged from shard adapters: the old one (the plan's shards)
     or an exact remedy's (the derived plan's, by the same index); None for any other adapter."""
     from unlearning.probes import probe_shards
@@ -254,7 +257,8 @@ def _shard_test(base: Path, forget: Mapping[str, str], holdout: Mapping[str, str
             position = {s.index: n for n, s in enumerate(layout.shards)}
             own = {rid: position[index_of[rid]] for rid in forget if index_of.get(rid) in position}
             if own:
-                return probe_shards(base, dirs, own, {**forget, **holdout}, list(holdout), probe_config)
+                return probe_shards(base, dirs, own, {**forget, **holdout}, list(holdout), probe_config,
+                                    scored_spans=spans)
         return None
 
     return test
@@ -288,6 +292,7 @@ def _input_factory(ctx: ErasureContext, prepared: _Prepared, config: Mapping | N
             texts = _texts(ctx, [rid for s in p.derived.shards for rid, _ in s.records])
             return RemedyInput(base, p.adapter_dir, p.forget, p.retain, _fresh_dir(ctx.graph, out),
                                shards={s.id: {rid: texts[rid] for rid, _ in s.records} for s in p.derived.shards},
+                               turns=chat_turns(ctx.open_content(), texts),
                                run_dir=p.adapter_dir.parent, training_config=p.manifest["training_config"],
                                manifest={"dataset_version": p.derived.version.id,
                                          "manifest_root": p.derived.version.manifest_root,

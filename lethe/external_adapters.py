@@ -66,7 +66,9 @@ def _training_config(adapter_config: dict, training: ExternalTraining):
               "learning_rate": args.get("learning_rate"),
               "epochs": int(args["num_train_epochs"]) if args.get("num_train_epochs") else None,
               "batch_size": per_device * accumulation if per_device else None,
-              "seed": training.seed, "engine": "trainer"}
+              "seed": training.seed, "engine": "trainer",
+              # TRL's SFTConfig(assistant_only_loss=True) put the loss on the assistant turns: probed the same way.
+              "loss_on": args.get("loss_on") or ("assistant" if args.get("assistant_only_loss") else None)}
     return LoraTrainingConfig(**{k: v for k, v in values.items() if v is not None})
 
 

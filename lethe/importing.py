@@ -92,9 +92,13 @@ def _chatml(messages: list[dict[str, str]]) -> str:
 
 
 
+# Bumped when what a batch file holds changes (2: chat records carry their turns), so a file imported by an
+# older Lethe is written again rather than taken for done.
+BATCH_FORMAT = 2
+
 # Without a [records] table, a record is Lethe's own shape and nothing else: a misspelt field ("subjet") is
 # refused, never dropped (a dropped identifier would hide a person from their erasure).
-LETHE_FIELDS = {"id", "text", "source", "subject", "created_at"} | {f"subject.{k}" for k in SUBJECT_FIELDS}
+LETHE_FIELDS = {"id", "text", "source", "subject", "created_at", "turns"} | {f"subject.{k}" for k in SUBJECT_FIELDS}
 
 
 def _unknown_fields(row: dict, number: int) -> InvalidRecordError | None:
@@ -152,7 +156,7 @@ def import_batch(path: Path, mapping: RecordMapping, batches_dir: Path, keyer: S
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    digest.update(f"\0{mapping.digest_input()}\0{template}".encode())
+    digest.update(f"\0{mapping.digest_input()}\0{template}\0{BATCH_FORMAT}".encode())
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem)[:80] or "batch"
     target = Path(batches_dir) / f"{stem}-{digest.hexdigest()[:12]}.jsonl"
     if target.is_file():  # the same file, mapping and template, validated and written before

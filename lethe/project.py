@@ -2,7 +2,7 @@
 
     [records]            # lineage.mapping.RecordMapping: which column holds what
     [dataset]            # shards, holdout_fraction, name, shard_by
-    [training]           # r, alpha, learning_rate, epochs, batch_size, max_length, seed
+    [training]           # r, alpha, learning_rate, epochs, batch_size, max_length, seed, engine, loss_on
     [deployment]         # deployment_id, endpoint, form
 
 Every table is optional; `lethe pipeline run`'s options override the file.
@@ -43,6 +43,7 @@ class TrainingSettings(BaseModel):
     seed: int | None = Field(None, ge=0)
     target_modules: list[str] | None = Field(None, min_length=1)
     engine: str | None = Field(None, pattern="^(trainer|loop)$")
+    loss_on: str | None = Field(None, pattern="^(all|assistant)$")
 
 
 class DeploymentSettings(BaseModel):

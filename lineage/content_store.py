@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from lineage.local_files import make_private, private_dir
+from lineage.turns import Turn, decode_turns, encode_turns
 
 CONTENT_REF_PREFIX = "lethe-content:"
 
@@ -26,6 +27,9 @@ class ContentStore:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS content (id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, text TEXT NOT NULL)"
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(content)")}
+        if "turns" not in columns:  # a store from before chat records: plain records have no turns
+            self._db.execute("ALTER TABLE content ADD COLUMN turns TEXT")
         self._db.commit()
 
     @staticmethod
@@ -33,10 +37,13 @@ class ContentStore:
         """The `content_ref` the graph stores for a record."""
         return CONTENT_REF_PREFIX + record_id
 
-    def put_many(self, rows: Iterable[tuple[str, str, str]]) -> None:
-        """Store (id, sha256, text) rows in one transaction; existing ids are left as they are."""
+    def put_many(self, rows: Iterable[tuple[str, str, str, Sequence[Turn] | None]]) -> None:
+        """Store (id, sha256, text, turns) rows in one transaction; existing ids are left as they are.
+
+        `turns`: where a chat record's messages sit in its text (lineage.turns), None for a plain record."""
         with self._db:
-            self._db.executemany("INSERT OR IGNORE INTO content (id, sha256, text) VALUES (?, ?, ?)", rows)
+            self._db.executemany("INSERT OR IGNORE INTO content (id, sha256, text, turns) VALUES (?, ?, ?, ?)",
+                                 ((rid, sha, text, encode_turns(turns)) for rid, sha, text, turns in rows))
 
     def get(self, record_id: str) -> str | None:
         row = self._db.execute("SELECT text FROM content WHERE id = ?", (record_id,)).fetchone()
@@ -45,6 +52,10 @@ class ContentStore:
     def get_many(self, ids: Sequence[str]) -> dict[str, str]:
         """id -> text of the stored records among `ids`."""
         return self._by_id("text", ids)
+
+    def turns(self, ids: Sequence[str]) -> dict[str, list[Turn]]:
+        """id -> turns of the stored chat records among `ids` (plain records are left out)."""
+        return {rid: decode_turns(stored) for rid, stored in self._by_id("turns", ids).items() if stored}
 
     def hashes(self, ids: Sequence[str]) -> dict[str, str]:
         """id -> content hash of the stored texts among `ids`."""

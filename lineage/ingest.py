@@ -48,7 +48,7 @@ def ingest_batch(
     erased_ids = {rid for _, rid in erased}
     keep = [r for r in records if r.id not in erased_ids]
 
-    content.put_many((r.id, r.content_sha256, r.text) for r in keep)
+    content.put_many((r.id, r.content_sha256, r.text, r.turns) for r in keep)
     rows = [
         {"id": r.id, "content_sha256": r.content_sha256, "source": r.source, "created_at": r.created_at,
          "content_ref": ContentStore.ref(r.id), "owners": [{"key": k, "kind": kind} for k, kind in r.owners]}

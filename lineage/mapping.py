@@ -11,7 +11,9 @@
     account_id = "account"
 
 A chat record's text is its rendering by a chat template (the base model's when it has one: what is
-trained on is what is stored, scanned and probed); the messages are checked one by one.
+trained on is what is stored); the messages are checked one by one, and the record's `turns` say where each
+message's content sits in the rendering (lineage.turns): the PII scan reads each message, the probes score
+the assistant turns.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from lineage.errors import InvalidRecordError
+from lineage.errors import InvalidRecordError, InvalidValueError
 from lineage.record_batch import SUBJECT_FIELDS
+from lineage.turns import locate_turns
 
 __all__ = ["ChatMessage", "ChatRenderer", "RecordMapping", "canonical_record", "parse_messages"]
 
@@ -135,6 +138,10 @@ def canonical_record(row: Mapping[str, Any], mapping: RecordMapping, line: int,
         if render is None:
             raise ValueError("chat records need a chat renderer (the base model's template)")
         record["text"] = render(messages)
+        try:
+            record["turns"] = [list(t) for t in locate_turns(record["text"], messages)]
+        except InvalidValueError as exc:
+            raise InvalidRecordError(line, mapping.messages, str(exc)) from None
     else:
         record["text"] = _lookup(row, mapping.text_column)
     record["source"] = mapping.source_value or _lookup(row, mapping.source or "source")

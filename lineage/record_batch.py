@@ -6,12 +6,13 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, StrictInt, StrictStr, ValidationInfo
 
 from lineage.errors import BatchRejectedError, InvalidRecordError, InvalidValueError
 from lineage.hashing import content_sha256
 from lineage.keys import IdentifierKind, SubjectKeyer
 from lineage.limits import InputLimitError, loads_json_bounded
+from lineage.turns import Turn, validate_turns
 
 # Field names a record's `subject` may carry, and the identifier kind each one is keyed as.
 SUBJECT_FIELDS: dict[str, IdentifierKind] = {
@@ -23,7 +24,8 @@ SUBJECT_FIELDS: dict[str, IdentifierKind] = {
 
 
 class IngestRecord(BaseModel):
-    """One line of an ingest file: `id`, `subject` identifiers, `text`, `source`, `created_at`."""
+    """One line of an ingest file: `id`, `subject` identifiers, `text`, `source`, `created_at`, and for a chat
+    record its `turns` ([start, end, role] of each message's content in `text`; lineage.turns)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
     id: str = Field(min_length=1, max_length=512)
@@ -31,6 +33,7 @@ class IngestRecord(BaseModel):
     source: str = Field(min_length=1, max_length=200)
     subject: dict[str, str | list[str]] = Field(default_factory=dict)
     created_at: datetime | None = None
+    turns: list[list[StrictInt | StrictStr]] | None = Field(default=None, max_length=10_000)
 
     @field_validator("id")
     @classmethod
@@ -54,6 +57,13 @@ class IngestRecord(BaseModel):
             raise InvalidValueError(f"unknown identifier kind(s) {unknown}; use {sorted(SUBJECT_FIELDS)}")
         return v
 
+    @field_validator("turns")
+    @classmethod
+    def _turns_inside_text(cls, v: list | None, info: ValidationInfo) -> list | None:
+        if v is None or "text" not in info.data:
+            return v  # no turns, or the text itself was refused (that error is the one reported)
+        return [list(t) for t in validate_turns(v, info.data["text"])]
+
 
 @dataclass(frozen=True)
 class ParsedRecord:
@@ -66,6 +76,7 @@ class ParsedRecord:
     source: str
     created_at: str | None
     owners: tuple[tuple[str, str], ...]  # (subject key, identifier kind)
+    turns: tuple[Turn, ...] | None = None  # a chat record's messages in `text`
 
 
 @dataclass
@@ -122,6 +133,7 @@ def parse_line(raw: bytes, line: int, keyer: SubjectKeyer) -> ParsedRecord:
         line=line, id=record.id, text=record.text, content_sha256=content_sha256(record.text),
         source=record.source, created_at=created.isoformat() if created else None,
         owners=_owners(record, line, keyer),
+        turns=tuple(Turn(*t) for t in record.turns) if record.turns else None,
     )
 
 

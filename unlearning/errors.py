@@ -23,3 +23,7 @@ class ProbeInputError(UnlearningError):
 
 class RemedyError(UnlearningError):
     """A remedy method is unknown, misconfigured, had nothing to do, or did not change the adapter."""
+
+
+class TextSpanError(TrainingDataError, ProbeInputError):
+    """A text's loss or scoring spans (a chat record's turns) cover no token, or the tokenizer gives no offsets."""

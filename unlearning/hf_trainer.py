@@ -19,19 +19,22 @@ __all__ = ["fit_with_trainer"]
 
 
 class _Sequences(torch.utils.data.Dataset):
-    def __init__(self, sequences: Sequence[list[int]]):
+    def __init__(self, sequences: Sequence[list[int]], labels: Sequence[list[int]] | None):
         self.sequences = list(sequences)
+        self.labels = list(sequences if labels is None else labels)
 
     def __len__(self) -> int:
         return len(self.sequences)
 
     def __getitem__(self, index: int) -> dict[str, list[int]]:
-        return {"input_ids": self.sequences[index]}
+        return {"input_ids": self.sequences[index], "labels": self.labels[index]}
 
 
 def _collator(pad_id: int) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
     def collate(rows: list[dict]) -> dict[str, torch.Tensor]:
-        [batch] = token_batches([r["input_ids"] for r in rows], len(rows), pad_id)  # the loop's own padding
+        # The loop's own padding and labels.
+        [batch] = token_batches([r["input_ids"] for r in rows], len(rows), pad_id,
+                                labels=[r["labels"] for r in rows])
         return {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask, "labels": batch.labels}
     return collate
 
@@ -72,14 +75,15 @@ def _arguments(out: str, *, epochs: int, batch_size: int, learning_rate: float, 
 
 def fit_with_trainer(model: torch.nn.Module, sequences: Sequence[list[int]], *, pad_id: int, epochs: int,
                      batch_size: int, learning_rate: float, seed: int, device: torch.device,
-                     max_steps: int | None = None,
-                     on_step: Callable[[int, float], None] | None = None) -> list[float]:
-    """Train `model` (a peft model) in place with `Trainer`; returns the loss of every step."""
+                     max_steps: int | None = None, on_step: Callable[[int, float], None] | None = None,
+                     labels: Sequence[list[int]] | None = None) -> list[float]:
+    """Train `model` (a peft model) in place with `Trainer`; returns the loss of every step. `labels` as in
+    `runtime.fit_causal_lm`."""
     losses = _StepLosses(on_step)
     with tempfile.TemporaryDirectory(prefix="lethe-trainer-") as out:
         args = _arguments(out, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                           device=device, max_steps=max_steps)
-        trainer = Trainer(model=model, args=args, train_dataset=_Sequences(sequences),
+        trainer = Trainer(model=model, args=args, train_dataset=_Sequences(sequences, labels),
                           data_collator=_collator(pad_id), callbacks=[losses])
         trainer.remove_callback(PrinterCallback)  # the losses are returned (and on_step), not printed
         trainer.train()

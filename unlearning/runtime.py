@@ -16,8 +16,10 @@ import numpy as np
 import torch
 import torch.utils.deterministic
 
+from unlearning.token_spans import Spans, text_token_masks
+
 __all__ = ["TokenBatch", "atomic_directory", "autocast", "compute_dtype", "encode_texts", "fit_causal_lm",
-           "seed_everything", "select_device", "token_batches"]
+           "loss_labels", "seed_everything", "select_device", "token_batches"]
 
 # peft reads transformers' deprecated `is_gradient_checkpointing` each time it wraps a model; the
 # FutureWarning is theirs to fix and says nothing about Lethe's run, so it is not printed.
@@ -77,25 +79,50 @@ def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> list[list[
     return [(bos + ids + [tokenizer.eos_token_id])[:max_length] for ids in encoded]
 
 
+def loss_labels(tokenizer, texts: Sequence[str], sequences: Sequence[list[int]],
+                spans: Sequence[Spans | None]) -> list[list[int]] | None:
+    """Labels of `encode_texts`'s sequences with the loss on each text's spans only (-100 elsewhere; the EOS
+    is learned when the text's last token is in a span); None when no text has spans (the loss on all)."""
+    masks = text_token_masks(tokenizer, texts, spans)
+    if all(mask is None for mask in masks):
+        return None
+    first = 0 if tokenizer.bos_token_id is None else 1  # where the text's tokens start in the sequence
+    out = []
+    for seq, mask in zip(sequences, masks):
+        if mask is None:
+            out.append(list(seq))
+            continue
+        keep = [False] * first + mask.tolist() + [bool(mask[-1])]  # BOS, the text, EOS (then cut like seq)
+        out.append([token if kept else -100 for token, kept in zip(seq, keep)])
+    return out
+
+
 def token_batches(sequences: Sequence[list[int]], batch_size: int, pad_id: int,
-                  order: Sequence[int] | None = None) -> Iterator[TokenBatch]:
-    """Padded batches of `sequences`, taken in `order` (default: as given)."""
+                  order: Sequence[int] | None = None,
+                  labels: Sequence[list[int]] | None = None) -> Iterator[TokenBatch]:
+    """Padded batches of `sequences`, taken in `order` (default: as given); `labels` (as long as each
+    sequence, -100 where no loss) default to the ids, padding masked out."""
     order = list(range(len(sequences)) if order is None else order)
     for start in range(0, len(order), batch_size):
-        chunk = [sequences[i] for i in order[start:start + batch_size]]
-        width = max(len(seq) for seq in chunk)
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, seq in enumerate(chunk):
+        rows = order[start:start + batch_size]
+        width = max(len(sequences[i]) for i in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        targets = torch.full((len(rows), width), -100, dtype=torch.long)
+        for row, i in enumerate(rows):
+            seq = sequences[i]
             ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
             mask[row, :len(seq)] = 1
-        yield TokenBatch(ids, mask, ids.masked_fill(mask == 0, -100))
+            targets[row, :len(seq)] = torch.tensor(seq if labels is None else labels[i], dtype=torch.long)
+        yield TokenBatch(ids, mask, targets)
 
 
 def fit_causal_lm(model: torch.nn.Module, sequences: Sequence[list[int]], *, pad_id: int, epochs: int,
                   batch_size: int, learning_rate: float, seed: int, device: torch.device,
-                  max_steps: int | None = None, on_step: Callable[[int, float], None] | None = None) -> list[float]:
-    """Plain deterministic next-token training (AdamW, seeded shuffles); returns the loss of every step."""
+                  max_steps: int | None = None, on_step: Callable[[int, float], None] | None = None,
+                  labels: Sequence[list[int]] | None = None) -> list[float]:
+    """Plain deterministic next-token training (AdamW, seeded shuffles); returns the loss of every step.
+    `labels` (see `loss_labels`) put the loss on part of each sequence; default, all of it."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
     shuffle = torch.Generator().manual_seed(seed)  # its own generator: the order does not depend on model init
@@ -103,7 +130,7 @@ def fit_causal_lm(model: torch.nn.Module, sequences: Sequence[list[int]], *, pad
     losses: list[float] = []
     for _ in range(epochs):
         order = torch.randperm(len(sequences), generator=shuffle).tolist()
-        for batch in token_batches(sequences, batch_size, pad_id, order):
+        for batch in token_batches(sequences, batch_size, pad_id, order, labels):
             batch = batch.to(device)
             with autocast(device):
                 out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from unlearning.adapters import merge_shard_adapters
 from unlearning.base_model import check_model_dir, model_dir_sha256
 from unlearning.runtime import atomic_directory
+from unlearning.token_spans import Spans, TurnSpans, loss_spans
 from unlearning.training import LoraTrainingConfig, train_lora_adapter
 
 SHARD_MARKER = "lethe_shard.json"
@@ -48,9 +49,13 @@ class ShardedTraining:
     config_sha256: str
 
 
-def training_key(base_model_sha256: str, config_sha256: str, texts: list[str]) -> str:
-    """What a shard adapter is a function of: base model, config and its texts (order-free)."""
-    text_hashes = sorted(hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts)
+def training_key(base_model_sha256: str, config_sha256: str, texts: list[str],
+                 spans: Mapping[str, Spans] | None = None) -> str:
+    """What a shard adapter is a function of: base model, config and its texts (order-free), with the spans
+    the loss covered where it did not cover a whole text."""
+    spans = spans or {}
+    text_hashes = sorted(hashlib.sha256(t.encode("utf-8")).hexdigest()
+                         + (json.dumps(spans[t]) if t in spans else "") for t in texts)
     return hashlib.sha256(json.dumps([base_model_sha256, config_sha256, text_hashes]).encode()).hexdigest()
 
 
@@ -63,15 +68,15 @@ def _reusable(shard_dir: Path, key: str) -> dict | None:
 
 
 def train_shard(base_model_dir: Path, shard_id: str, texts: list[str], config: LoraTrainingConfig,
-                shard_dir: Path, base_model_sha256: str,
-                on_step: Callable[[int, float], None] | None = None) -> ShardTraining:
+                shard_dir: Path, base_model_sha256: str, on_step: Callable[[int, float], None] | None = None,
+                turns: Mapping[str, TurnSpans] | None = None) -> ShardTraining:
     """Train one shard's adapter, or reuse the one on disk trained from exactly the same inputs."""
-    key = training_key(base_model_sha256, config.config_sha256(), texts)
+    key = training_key(base_model_sha256, config.config_sha256(), texts, loss_spans(turns, config.loss_on))
     recorded = _reusable(shard_dir, key)
     if recorded is not None:
         return ShardTraining(shard_id, shard_dir, model_dir_sha256(shard_dir), key, True,
                              recorded["steps"], recorded["final_loss"], 0.0)
-    trained = train_lora_adapter(base_model_dir, texts, config, shard_dir, on_step=on_step)
+    trained = train_lora_adapter(base_model_dir, texts, config, shard_dir, on_step=on_step, turns=turns)
     (shard_dir / SHARD_MARKER).write_text(json.dumps(
         {"shard_id": shard_id, "training_key": key, "steps": trained.steps, "final_loss": trained.final_loss,
          "records": len(texts)}, sort_keys=True))
@@ -81,13 +86,16 @@ def train_shard(base_model_dir: Path, shard_id: str, texts: list[str], config: L
 
 def train_sharded_adapters(base_model_dir: Path, shard_texts: dict[str, list[str]],
                            config: LoraTrainingConfig, out_dir: Path, manifest: dict,
-                           on_step: Callable[[int, float], None] | None = None) -> ShardedTraining:
-    """Train (or reuse) each shard's adapter under out_dir/shards, merge them into out_dir/served."""
+                           on_step: Callable[[int, float], None] | None = None,
+                           turns: Mapping[str, TurnSpans] | None = None) -> ShardedTraining:
+    """Train (or reuse) each shard's adapter under out_dir/shards, merge them into out_dir/served; `turns`:
+    the chat records' turns by text (`train_lora_adapter`)."""
     out_dir = Path(out_dir)
     check_model_dir(base_model_dir)
     base_sha = model_dir_sha256(base_model_dir)
     shards = tuple(
-        train_shard(base_model_dir, shard_id, texts, config, out_dir / "shards" / shard_id[:16], base_sha, on_step)
+        train_shard(base_model_dir, shard_id, texts, config, out_dir / "shards" / shard_id[:16], base_sha, on_step,
+                    turns)
         for shard_id, texts in sorted(shard_texts.items())
     )
     scratch = out_dir / ".served-merge"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,7 +17,9 @@ from unlearning.adapters import lora_b_all_zero, save_adapter
 from unlearning.architectures import AUTO, TARGET_MODULES, resolve_target_modules
 from unlearning.base_model import load_base_model, model_dir_sha256
 from unlearning.errors import AdapterError, TrainingDataError
-from unlearning.runtime import atomic_directory, encode_texts, fit_causal_lm, seed_everything, select_device
+from unlearning.runtime import (atomic_directory, encode_texts, fit_causal_lm, loss_labels, seed_everything,
+                                select_device)
+from unlearning.token_spans import LossOn, TurnSpans, loss_spans, spans_of
 
 __all__ = ["LLAMA_TARGET_MODULES", "LoraTrainingConfig", "TrainedAdapter", "train_lora_adapter"]
 
@@ -43,10 +45,18 @@ class LoraTrainingConfig(BaseModel):
     seed: int = Field(0, ge=0, lt=2**63, description="seed of LoRA init, dropout and the shuffles")
     engine: Literal["trainer", "loop"] = Field("trainer", description="transformers' Trainer (hf_trainer), or "
                                                "the plain loop (runtime.fit_causal_lm): the same semantics")
+    loss_on: LossOn = Field("all", description="chat records: 'all' tokens of the rendered conversation (TRL's "
+                                               "default), or the 'assistant' turns only (the rest is context)")
 
     def config_sha256(self) -> str:
-        """SHA-256 of the canonical JSON of this config (sorted keys, no spaces)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """SHA-256 of the canonical JSON of this config (sorted keys, no spaces).
+
+        `loss_on` came later: it enters the digest only when set away from "all", so a config recorded
+        before it keeps its digest (and its shard adapters stay reusable)."""
+        fields = self.model_dump(mode="json")
+        if fields["loss_on"] == "all":
+            del fields["loss_on"]
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -73,8 +83,12 @@ def _check_texts(texts: list[str]) -> None:
 
 
 def train_lora_adapter(base_model_dir: Path, texts: list[str], config: LoraTrainingConfig,
-                       out_dir: Path, on_step: Callable[[int, float], None] | None = None) -> TrainedAdapter:
-    """Fine-tune a LoRA adapter on `texts` and save it atomically in HF (peft, safetensors) format."""
+                       out_dir: Path, on_step: Callable[[int, float], None] | None = None,
+                       turns: Mapping[str, TurnSpans] | None = None) -> TrainedAdapter:
+    """Fine-tune a LoRA adapter on `texts` and save it atomically in HF (peft, safetensors) format.
+
+    `turns` maps the chat records among `texts` to their turns; with `config.loss_on == "assistant"` their
+    loss is on the assistant turns only."""
     _check_texts(texts)
     started = time.perf_counter()
     device = select_device()
@@ -89,12 +103,13 @@ def train_lora_adapter(base_model_dir: Path, texts: list[str], config: LoraTrain
     except ValueError as exc:  # peft's "Target modules ... not found"
         raise AdapterError(f"cannot put LoRA on {base_model_dir} with target_modules={targets}: {exc}") from exc
     sequences = encode_texts(tokenizer, texts, config.max_length)
+    labels = loss_labels(tokenizer, texts, sequences, spans_of(texts, loss_spans(turns, config.loss_on)))
     fit = fit_causal_lm
     if config.engine == "trainer":
         from unlearning.hf_trainer import fit_with_trainer as fit
     losses = fit(peft_model, sequences, pad_id=tokenizer.pad_token_id, epochs=config.epochs,
                  batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
-                 device=device, on_step=on_step)
+                 device=device, on_step=on_step, labels=labels)
     steps_per_epoch = -(-len(sequences) // config.batch_size)
     last_epoch = losses[-steps_per_epoch:]
     with atomic_directory(out_dir) as staging:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -12,6 +13,11 @@ from lethe.cli.errors import friendly_errors
 
 adapters_app = typer.Typer(help="Adapters trained elsewhere: record them, so blast radius and erasures reach them.",
                            no_args_is_help=True)
+
+
+class LossOnChoice(str, Enum):
+    all = "all"
+    assistant = "assistant"
 
 
 @adapters_app.command("register")
@@ -25,7 +31,10 @@ def register(adapter_dir: Path = typer.Argument(..., help="the LoRA adapter fold
              deployment: str | None = typer.Option(None, help="a deployment id that serves it"),
              endpoint: str | None = typer.Option(None, help="the deployment's endpoint"),
              form: str | None = typer.Option(None, help="the form the deployment serves (fp32, bf16, int8, "
-                                                        "4bit-nf4, …)")) -> None:
+                                                        "4bit-nf4, …)"),
+             loss_on: LossOnChoice = typer.Option(LossOnChoice.all, "--loss-on",
+                                                  help="chat records: the loss was on all tokens, or on the "
+                                                       "assistant turns only (TRL's assistant_only_loss)")) -> None:
     """Record the run (TRAINED_ON every shard of the dataset version), the adapter, and its deployment."""
     from lethe.external_adapters import ExternalTraining, register_adapter
 
@@ -34,7 +43,8 @@ def register(adapter_dir: Path = typer.Argument(..., help="the LoRA adapter fold
 
         form = parse_form(form).name
     training = ExternalTraining(adapter_dir=adapter_dir, dataset_version=dataset, base_model=base, trainer=trainer,
-                                seed=seed, deployment=deployment, endpoint=endpoint, form=form)
+                                seed=seed, deployment=deployment, endpoint=endpoint, form=form,
+                                config={"loss_on": loss_on.value})
     with wiring.open_graph(wiring.cli_settings()) as graph:
         done = register_adapter(graph, training)
     render.console.print(f"{done.adapter_id} (sha256 {done.adapter_sha256[:16]}…) recorded as produced by "

@@ -28,7 +28,8 @@ __all__ = ["LetheLineageCallback"]
 log = logging.getLogger(__name__)
 RECORDED_ARGS = ("learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
                  "gradient_accumulation_steps", "weight_decay", "warmup_steps", "lr_scheduler_type", "bf16",
-                 "fp16", "gradient_checkpointing", "seed", "data_seed")
+                 "fp16", "gradient_checkpointing", "seed", "data_seed",
+                 "assistant_only_loss")  # TRL's SFTConfig: the loss on the assistant turns (probed the same way)
 
 
 class LetheLineageCallback(TrainerCallback):

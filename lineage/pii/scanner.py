@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from presidio_analyzer import RecognizerResult
@@ -13,6 +13,7 @@ from lineage.keys import IdentifierKind, SubjectKeyer, normalize_identifier
 from lineage.pii.engine import LANGUAGE, build_analyzer, nlp_engine
 from lineage.pii.recognizers import ACCOUNT_ID
 from lineage.errors import InvalidValueError
+from lineage.turns import Turn, turn_texts
 
 # Presidio entity -> the identifier kind it names; other entities (cards, IBANs...) are only counted.
 ENTITY_KINDS = {
@@ -88,6 +89,19 @@ class PiiScanner:
                 results.append(self._result(text, found))
         return results
 
+    def scan_records(self, texts: Sequence[str], turns: Mapping[int, Sequence[Turn]] | None = None
+                     ) -> list[ScanResult]:
+        """One ScanResult per record; a chat record (its index in `turns`) is scanned message by message, so
+        an identifier never runs across two turns or into the template's markers."""
+        turns = turns or {}
+        pieces = [turn_texts(text, turns.get(i)) for i, text in enumerate(texts)]
+        flat = self.scan([piece for record in pieces for piece in record])
+        out, at = [], 0
+        for record in pieces:
+            parts, at = flat[at:at + len(record)], at + len(record)
+            out.append(parts[0] if len(parts) == 1 else _merged(parts))
+        return out
+
     def _result(self, text: str, found: list[RecognizerResult]) -> ScanResult:
         """Key every identifier span; junk spans (which do not normalize) are counted but not keyed."""
         mentions: dict[tuple[str, str], Mention] = {}
@@ -118,6 +132,17 @@ class PiiScanner:
     def __repr__(self) -> str:  # never print the known identifiers
         return (f"PiiScanner(spacy_pipeline={self.spacy_pipeline!r}, deny_list_size={self.deny_list_size}, "
                 f"score_threshold={self._threshold})")
+
+
+def _merged(parts: Sequence[ScanResult]) -> ScanResult:
+    """The results of one record's messages as one: distinct subjects in order, entity counts summed."""
+    mentions: dict[tuple[str, str], Mention] = {}
+    counts: Counter[str] = Counter()
+    for part in parts:
+        for mention in part.mentions:
+            mentions.setdefault((mention.kind, mention.key), mention)
+        counts.update(part.entity_counts)
+    return ScanResult(tuple(mentions.values()), dict(sorted(counts.items())))
 
 
 def _deny_lists(known: Iterable[tuple[str, str]]) -> tuple[dict[str, set[str]], int]:

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from erasure.run_folder import steps_dir
 from lethe.cli.main import app
 from lethe.demo.corpus import generate_corpus
 from lethe.importing import chat_renderer, import_batch
@@ -49,8 +50,15 @@ def _chat_rows(customers: int = 40, seed: int = 5) -> tuple[list[dict], object]:
                      "account": subject.get("account_id"),
                      "customer": {"email": subject.get("email"), "full_name": subject.get("name")},
                      "conversation": [{"role": "user", "content": record["text"]},
-                                      {"role": "assistant", "content": "Thanks, we are on it."}]})
+                                      {"role": "assistant", "content": _reply(subject)}]})
     return rows, corpus
+
+
+def _reply(subject: dict) -> str:
+    """The agent's answer repeats what the customer gave: personal data in the assistant turn too."""
+    name = (subject.get("name") or "there").split()[0]
+    account = subject.get("account_id")
+    return f"Thanks {name}, " + (f"account {account} is noted" if account else "we are on it") + "."
 
 
 def _write_parquet(rows: list[dict], path: Path) -> Path:
@@ -89,6 +97,10 @@ def test_the_same_rows_map_alike_from_jsonl_parquet_and_csv(tmp_path):
     assert first["id"] == rows[0]["ticket_id"] and first["source"] == "helpdesk"
     assert first["subject"]["email"] == rows[0]["customer"]["email"]
     assert first["text"].startswith("<|im_start|>user\n") and "<|im_start|>assistant\nThanks" in first["text"]
+    # Where each message sits in the rendering: the PII scan reads them one by one, the probes score by them.
+    turns = first["turns"]
+    assert [role for _, _, role in turns] == ["user", "assistant"]
+    assert first["text"][turns[1][0]:turns[1][1]] == rows[0]["conversation"][1]["content"]
 
 
 def test_importing_the_same_file_again_writes_nothing(tmp_path):
@@ -155,8 +167,8 @@ def test_a_helpdesk_chat_export_is_trained_on_and_a_person_erased_by_email(tmp_p
                                                                             tiny_base_model):
     rows, corpus = _chat_rows(customers=40)
     export = _write_parquet(rows, tmp_path / "helpdesk-export.parquet")
-    project = _project(tmp_path, PROJECT + "\n[training]\nepochs = 20\n\n[dataset]\nholdout_fraction = 0.25\n"
-                                           "\n[deployment]\nform = \"fp32\"\n")
+    project = _project(tmp_path, PROJECT + "\n[training]\nepochs = 20\nloss_on = \"assistant\"\n"
+                                           "\n[dataset]\nholdout_fraction = 0.25\n\n[deployment]\nform = \"fp32\"\n")
     env = {"LETHE_STATE_DIR": str(tmp_path / "state"), "LETHE_PEPPER": PEPPER,
            "LETHE_BASE_MODEL": str(tiny_base_model), "NEO4J_URI": neo4j_server.resolved_neo4j_uri(),
            "NEO4J_USER": neo4j_server.neo4j_user, "NEO4J_PASSWORD": neo4j_server.resolved_neo4j_password()}
@@ -184,6 +196,9 @@ def test_a_helpdesk_chat_export_is_trained_on_and_a_person_erased_by_email(tmp_p
     assert erased.exit_code == 0, erased.output
     status = json.loads(runner.invoke(app, ["erase", "status", request_id, "--json"], env=env).output)
     assert status["verdict"]["status"] == "erased", status["verdict"]
+    # Trained with the loss on the assistant turns, the conversations were probed on those turns.
+    probed = (steps_dir(tmp_path / "state", request_id) / "probe_before.json").read_text()
+    assert "chat record(s) scored on their assistant turns only" in probed
     bundle = tmp_path / "state" / "requests" / request_id / "attestation.bundle.json"
     verified = runner.invoke(app, ["attest", "verify", str(bundle)], env=env)
     assert verified.exit_code == 0, verified.output

@@ -8,7 +8,7 @@ remedy worked: probing and escalation live in `unlearning.methods.remedy`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -47,6 +47,8 @@ class RemedyInput:
     run_dir: Path | None = None
     training_config: Mapping | None = None  # the recorded LoraTrainingConfig of the run (JSON form)
     manifest: Mapping | None = None  # lineage facts written beside the new served adapter
+    # The chat records' turns by text ((start, end, role) of each message): a retrain keeps the run's loss_on.
+    turns: Mapping[str, Sequence[tuple[int, int, str]]] | None = None
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def run(config: RetrainConfig, remedy: RemedyInput, on_step: StepCallback | None
                 on_step(done, 0, loss)
 
         trained = train_sharded_adapters(remedy.base_model_dir, shard_texts, training, staging,
-                                         dict(remedy.manifest or {}), on_step=progress)
+                                         dict(remedy.manifest or {}), on_step=progress, turns=remedy.turns)
     served = out_dir / "served"
     retrained = [s for s in trained.shards if not s.reused]
     return RemedyOutcome(

@@ -22,8 +22,8 @@ from unlearning.probes.exposure import SecretSpan, candidate_values, exposure_of
 from unlearning.probes.generation import generate_samples, identity_prompts, prefix_prompts
 from unlearning.probes.report import (AucReport, ExposureReport, GenerationReport, ProbeConfig, ProbeReport,
                                       PValueReport, RecordProbe)
-from unlearning.probes.scoring import (RecordScores, pad_token_id, score_texts, score_token_sequences,
-                                       text_token_ids)
+from unlearning.probes.scoring import (RecordScores, Spans, masked_tokens, pad_token_id, score_texts,
+                                       score_token_sequences, scored_target_masks, text_token_ids)
 from unlearning.runtime import compute_dtype, select_device
 
 __all__ = ["ProbeModel", "holdout_false_flag_rate", "open_probe_model", "probe_adapter", "probe_forms", "probe_shards"]
@@ -131,17 +131,21 @@ def _digest(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
-def _scores_of(pm: ProbeModel, texts: Sequence[str], config: ProbeConfig) -> dict[str, RecordScores]:
-    """Each text's scores under the adapter, scoring only those this process has not scored yet."""
+def _scores_of(pm: ProbeModel, texts: Sequence[str], config: ProbeConfig,
+               spans: Mapping[str, Spans] | None = None) -> dict[str, RecordScores]:
+    """Each text's scores under the adapter (over its `spans` only where it has some), scoring only those this
+    process has not scored yet."""
     # Compiled kernels round differently in bf16 (~0.007 nats a token on an H100): a setting of its own.
     settings = (_model_key(pm), config.k_fraction, config.context, config.compile_model)
-    keys = {text: (settings, _digest(text)) for text in texts}
+    spans = spans or {}
+    keys = {text: (settings, _digest(text), spans.get(text)) for text in texts}
     found = {text: _SCORES.get(key) for text, key in keys.items()}
     missing = [text for text, scores in found.items() if scores is None]
     if missing:
         scored = score_texts(pm.model, pm.tokenizer, missing, batch_size=config.batch_size,
                              k_fraction=config.k_fraction, context=config.context,
-                             vocab_chunk_elements=config.vocab_chunk_elements, compile_model=config.compile_model)
+                             vocab_chunk_elements=config.vocab_chunk_elements, compile_model=config.compile_model,
+                             spans=[spans.get(text) for text in missing])
         for text, scores in zip(missing, scored):
             found[text] = scores
             _SCORES.put(keys[text], scores)
@@ -253,30 +257,39 @@ def _auc(scope: Mapping[str, str], holdout: Mapping[str, str], by_text: Mapping[
     return auc
 
 
-def _window_notes(ids: Sequence[str], scores: Sequence[RecordScores], config: ProbeConfig) -> list[str]:
+def _scoring_notes(ids: Sequence[str], texts: Sequence[str], scores: Sequence[RecordScores], config: ProbeConfig,
+                   spans: Mapping[str, Spans]) -> list[str]:
+    notes = []
     windowed = [r for r, s in zip(ids, scores) if s.windows > 1]
-    if not windowed:
-        return []
-    return [f"{len(windowed)} record(s) longer than the {config.context or 'model'} context were scored "
-            f"in overlapping windows, e.g. {windowed[0]}"]
+    if windowed:
+        notes.append(f"{len(windowed)} record(s) longer than the {config.context or 'model'} context were scored "
+                     f"in overlapping windows, e.g. {windowed[0]}")
+    turns = sum(1 for text in texts if text in spans)
+    if turns:
+        notes.append(f"{turns} chat record(s) scored on their assistant turns only (the whole conversation is "
+                     "their context)")
+    return notes
 
 
 def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str, str],
                   config: ProbeConfig | None = None, *, secrets: Mapping[str, Sequence[SecretSpan]] | None = None,
                   identity_names: Sequence[str] = (), scan_samples: SampleScanner | None = None,
-                  regurgitation: Regurgitation | None = None, people: Mapping[str, str] | None = None) -> ProbeReport:
+                  regurgitation: Regurgitation | None = None, people: Mapping[str, str] | None = None,
+                  scored_spans: Mapping[str, Spans] | None = None) -> ProbeReport:
     """Score the scope records and the holdout under the adapter, calibrate, and report (ids only, no text).
 
     `people` maps record ids to the person (e.g. subject key) they belong to; with it the AUC's interval
     resamples people, then their texts, since one person's records are not independent draws. Records
     missing from it count as people of their own. It is read in memory only: the report keeps counts.
+    `scored_spans` maps a text to the character spans its scores count (a chat record's assistant turns).
     """
     config = config or ProbeConfig()
     started = time.perf_counter()
     _check_scope_and_holdout(scope, holdout)
     ids, texts = list(scope) + list(holdout), list(scope.values()) + list(holdout.values())
     # Copies of one text (a ticket filed eight times) score alike: each distinct text is scored once.
-    by_text = _scores_of(pm, list(dict.fromkeys(texts)), config)
+    scored_spans = scored_spans or {}
+    by_text = _scores_of(pm, list(dict.fromkeys(texts)), config, scored_spans)
     scores = [by_text[text] for text in texts]
     scope_scores, held_scores = scores[:len(scope)], scores[len(scope):]
     held_values = {spec.name: score_values(held_scores, spec) for spec in SCORES}
@@ -294,11 +307,12 @@ def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str
         holdout_stats={name: holdout_summary(v) for name, v in held_values.items()},
         holdout_false_flag_rate=holdout_false_flag_rate(held_scores, config.alpha), records=records,
         flagged=[r.record_id for r in records if r.flagged], auc=auc, generation=generation,
-        notes=_window_notes(ids, scores, config), seconds=time.perf_counter() - started)
+        notes=_scoring_notes(ids, texts, scores, config, scored_spans), seconds=time.perf_counter() - started)
 
 
 def probe_shards(base_model_dir: Path, shard_dirs: Sequence[Path], scope_shard: Mapping[str, int],
-                 texts: Mapping[str, str], holdout_ids: Sequence[str], config: ProbeConfig | None = None):
+                 texts: Mapping[str, str], holdout_ids: Sequence[str], config: ProbeConfig | None = None,
+                 scored_spans: Mapping[str, Spans] | None = None):
     """The shard-reference test (unlearning.probes.shard_reference): every text scored under each shard
     adapter (in `shard_dirs` order); `scope_shard` maps scope record ids to their own shard's position."""
     from unlearning.probes.shard_reference import shard_reference
@@ -307,15 +321,17 @@ def probe_shards(base_model_dir: Path, shard_dirs: Sequence[Path], scope_shard: 
     distinct = list(dict.fromkeys(texts.values()))
     nll_by_shard = []
     for shard_dir in shard_dirs:
-        by_text = _nll_of(open_probe_model(base_model_dir, shard_dir), distinct, config)
+        by_text = _nll_of(open_probe_model(base_model_dir, shard_dir), distinct, config, scored_spans or {})
         nll_by_shard.append({record_id: by_text[text] for record_id, text in texts.items()})
     return shard_reference(nll_by_shard, scope_shard, holdout_ids, config, started)
 
 
-def _nll_of(pm: ProbeModel, texts: Sequence[str], config: ProbeConfig) -> dict[str, float]:
-    """Each text's mean token NLL under the adapter alone (no reference pass), memoized like the scores."""
+def _nll_of(pm: ProbeModel, texts: Sequence[str], config: ProbeConfig,
+            spans: Mapping[str, Spans]) -> dict[str, float]:
+    """Each text's mean token NLL under the adapter alone (no reference pass; over its `spans` where it has
+    some), memoized like the scores."""
     settings = ("nll", _model_key(pm), config.context)
-    keys = {text: (settings, _digest(text)) for text in texts}
+    keys = {text: (settings, _digest(text), spans.get(text)) for text in texts}
     found = {text: _SCORES.get(key) for text, key in keys.items()}
     missing = [text for text, value in found.items() if value is None]
     if missing:
@@ -323,8 +339,9 @@ def _nll_of(pm: ProbeModel, texts: Sequence[str], config: ProbeConfig) -> dict[s
                                        pad_id=pad_token_id(pm.tokenizer), batch_size=config.batch_size,
                                        context=config.context, reference=False,
                                        vocab_chunk_elements=config.vocab_chunk_elements)
-        for text, scored in zip(missing, tokens):
-            found[text] = float(-scored.logp.mean())
+        masks = scored_target_masks(pm.tokenizer, missing, [spans.get(text) for text in missing])
+        for text, scored, mask in zip(missing, tokens, masks):
+            found[text] = float(-masked_tokens(scored, mask).logp.mean())
             _SCORES.put(keys[text], found[text])
     return found
 

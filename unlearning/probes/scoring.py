@@ -24,9 +24,11 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 
 from unlearning.errors import ProbeInputError
 from unlearning.runtime import autocast
+from unlearning.token_spans import Spans, text_token_masks
 
-__all__ = ["RecordScores", "TokenScores", "adapter_merged", "adapter_off", "default_vocab_chunk_elements",
-           "min_k_plus_plus", "record_scores", "score_token_sequences", "score_texts", "text_token_ids"]
+__all__ = ["RecordScores", "Spans", "TokenScores", "adapter_merged", "adapter_off", "default_vocab_chunk_elements",
+           "masked_tokens", "min_k_plus_plus", "record_scores", "score_token_sequences", "score_texts",
+           "scored_target_masks", "text_token_ids"]
 
 DEFAULT_VOCAB_CHUNK_ELEMENTS = 1 << 24  # 64 MiB of float32 logits per slice on the CPU
 MAX_GPU_VOCAB_CHUNK_ELEMENTS = 1 << 28  # 1 GiB of float32 logits per slice on a GPU, if free memory allows
@@ -312,15 +314,36 @@ def record_scores(tokens: TokenScores, k_fraction: float = 0.2) -> RecordScores:
                         em=float(tokens.correct.mean()), tokens=n, windows=tokens.windows)
 
 
+def scored_target_masks(tokenizer, texts: Sequence[str], spans: Sequence[Spans | None] | None
+                        ) -> list[np.ndarray | None]:
+    """Per text, which of its targets (as `text_token_ids` lays them out) lie in its scored spans, e.g. a
+    chat record's turns; None where the whole text is scored."""
+    masks = text_token_masks(tokenizer, texts, spans or [None] * len(texts))
+    first = 0 if tokenizer.bos_token_id is not None else 1  # without a BOS the first token is no target
+    return [None if mask is None else mask[first:] for mask in masks]
+
+
+def masked_tokens(tokens: TokenScores, mask: np.ndarray | None) -> TokenScores:
+    """The token scores of the masked targets only (all of them without a mask)."""
+    if mask is None:
+        return tokens
+    if len(mask) != len(tokens.logp):
+        raise ProbeInputError(f"a mask of {len(mask)} targets for a sequence of {len(tokens.logp)}")
+    return TokenScores(logp=tokens.logp[mask], ref_logp=None if tokens.ref_logp is None else tokens.ref_logp[mask],
+                       z=tokens.z[mask], correct=tokens.correct[mask], windows=tokens.windows)
+
+
 def score_texts(model, tokenizer, texts: Sequence[str], *, batch_size: int = 32, k_fraction: float = 0.2,
                 context: int | None = None, vocab_chunk_elements: int | None = None,
-                compile_model: bool = False) -> list[RecordScores]:
-    """Record-level scores of each text under `model` (a peft model: adapter on, then off)."""
+                compile_model: bool = False, spans: Sequence[Spans | None] | None = None) -> list[RecordScores]:
+    """Record-level scores of each text under `model` (a peft model: adapter on, then off); with `spans`, a
+    text's scores count only the tokens in its spans (the whole text is still the context they see)."""
     if not 0.0 < k_fraction <= 1.0:
         raise ProbeInputError(f"Min-K%++ k must be in (0, 1], got {k_fraction}")
     sequences = text_token_ids(tokenizer, texts)
+    masks = scored_target_masks(tokenizer, texts, spans)
     pad_id = pad_token_id(tokenizer)
     tokens = score_token_sequences(model, sequences, pad_id=pad_id, batch_size=batch_size,
                                    context=context, vocab_chunk_elements=vocab_chunk_elements,
                                    compile_model=compile_model)
-    return [record_scores(t, k_fraction) for t in tokens]
+    return [record_scores(masked_tokens(t, m), k_fraction) for t, m in zip(tokens, masks)]
