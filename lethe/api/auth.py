@@ -43,6 +43,11 @@ def default_token_path(state_dir: Path) -> Path:
     return Path(state_dir) / TOKEN_FILE_NAME
 
 
+def token_digest(token: str) -> str:
+    """The SHA-256 hex digest a token is kept under."""
+    return _digest(token)
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -134,8 +139,12 @@ class TokenStore:
 
     def authenticate(self, token: str) -> Caller | None:
         """The caller a token belongs to, or None; compares every digest in constant time."""
+        return self.caller_of_digest(_digest(token))
+
+    def caller_of_digest(self, digest: str) -> Caller | None:
+        """The caller whose token has this SHA-256 digest, if it is still valid (the web console's sessions
+        keep the digest, never the token, and ask again on every page: a revoked token ends its sessions)."""
         self._refresh()
-        digest = _digest(token)
         found = None
         for known, caller in self._entries.items():  # no early exit: the time does not depend on the match
             if hmac.compare_digest(known, digest):
