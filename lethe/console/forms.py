@@ -37,10 +37,11 @@ def identifiers(email: str, phone: str, account: str, name: str) -> dict[str, st
 
 
 def received_at(value: str) -> datetime | str:
-    """The received date (YYYY-MM-DD, read as the start of that day in UTC); today when left empty; an
-    unreadable date is passed on as it is, for the model to refuse with its own message."""
+    """The received date (YYYY-MM-DD, read as the start of that day in UTC); today when left empty (so the same
+    form sent again that day files the same request); an unreadable date is passed on as it is, for the model to
+    refuse with its own message."""
     if not value.strip():
-        return datetime.now(timezone.utc)
+        return datetime.combine(datetime.now(timezone.utc).date(), datetime.min.time(), timezone.utc)
     try:
         day = date.fromisoformat(value.strip())
     except ValueError:
