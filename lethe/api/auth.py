@@ -76,14 +76,17 @@ def _write_entries(path: Path, entries: dict[str, dict]) -> None:
     write_private_text(path, json.dumps(entries, indent=1, sort_keys=True) + "\n")
 
 
-def create_token(path: Path, role: Role | str, name: str) -> str:
-    """Create a token of `role`, store its digest under `name`, and return the token (shown only once)."""
+def create_token(path: Path, role: Role | str, name: str, *, replace: bool = False) -> str:
+    """Create a token of `role`, store its digest under `name`, and return the token (shown only once);
+    `replace`: revoke the tokens already stored under that name (the demo's, made again on each run)."""
     role = Role(role)
     name = name.strip()
     if not name:
         raise InvalidArgumentError("a token needs a name (who or what holds it, e.g. 'privacy-ops')")
     path = Path(path)
     entries = _read_entries(path) if path.exists() else {}
+    if replace:
+        entries = {digest: entry for digest, entry in entries.items() if entry["name"] != name}
     token = secrets.token_urlsafe(32)
     entries[_digest(token)] = {"role": role.value, "name": name,
                                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -103,3 +103,23 @@ def test_text_colours_have_at_least_aa_contrast_on_their_backgrounds():
     for text, background in pairs:
         a, b = sorted((_luminance(colours[text]), _luminance(colours[background])), reverse=True)
         assert (a + 0.05) / (b + 0.05) >= 4.5, (text, background)
+
+
+def test_the_demo_ends_with_the_consoles_address_and_a_working_token_per_role(tmp_path):
+    from lethe.cli.demo import print_console_access
+    from lethe.cli.render import console
+    from lethe.settings import Settings
+
+    settings = Settings(LETHE_STATE_DIR=tmp_path / "state")
+    with console.capture() as first:
+        tokens = print_console_access(settings, "LETHE_PEPPER_FILE=/p")
+    again = print_console_access(settings, "LETHE_PEPPER_FILE=/p")
+    text = first.get()
+    assert "http://127.0.0.1:8000/console" in text and "lethe api serve --port 8000" in text
+    assert f"LETHE_STATE_DIR={tmp_path / 'state'} LETHE_PEPPER_FILE=/p" in text
+    store = TokenStore.load(settings.state_dir / "api-tokens.json")
+    for role in Role:
+        assert f"{role.value:<9} {tokens[role]}" in text
+        assert store.authenticate(tokens[role]) is None  # the next demo run revoked them
+        assert store.authenticate(again[role]).role is role
+    assert len(store) == 3
