@@ -1,5 +1,5 @@
 """The console's test world: the real app served by uvicorn on a free port, over the session's Neo4j, and one real
-Chromium (Debian's, driven by Playwright), both shared by every console test of the session.
+Chromium (Debian's, driven by Playwright) per test module.
 
 The world holds the API tests' lineage (Ada's tickets in a dataset version, four shard runs, a merged adapter, a
 deployment), a token of each role, and one request that went through every step with a real attestation:
@@ -115,9 +115,11 @@ def console(console_world):
     return console_world
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium under Playwright (no browser download); `make test` installs it when missing."""
+    """Debian's Chromium under Playwright (no browser download); `make test` installs it when missing. One per
+    module: Playwright's event loop is the main thread's while it runs, and must be gone before the Dagster tests
+    that follow (they warned of a coroutine never awaited under a session-long one)."""
     if not CHROMIUM.is_file():
         pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (make test does it as root), or set "
                     "LETHE_TEST_CHROMIUM to a Chromium binary")
