@@ -6,12 +6,15 @@ UV     := $(PYTHON) -m uv
 STAMP  := $(VENV)/.lethe-synced
 EXTRA  ?= cpu
 PYTEST_ARGS ?=
+# The console's browser tests drive Debian's Chromium through Playwright (no browser download).
+CHROMIUM ?= /usr/bin/chromium
 
 export UV_PYTHON_DOWNLOADS := never
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+export LETHE_TEST_CHROMIUM := $(CHROMIUM)
 
-.PHONY: setup demo test test-slow test-all bench neo4j-start neo4j-stop clean
+.PHONY: setup browser demo test test-slow test-all bench neo4j-start neo4j-stop clean
 
 setup: $(STAMP)
 
@@ -20,16 +23,28 @@ $(STAMP): pyproject.toml uv.lock
 	$(UV) sync --frozen --extra $(EXTRA) --python $(PYTHON)
 	@touch $(STAMP)
 
+# Chromium for tests/console: nothing to do when it is there; as root on Debian/Ubuntu, apt installs it (once,
+# about a minute); anyone else is told the command.
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the console's browser tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+	  [ -x "$(CHROMIUM)" ] || { echo "apt installed chromium, but not at $(CHROMIUM): set CHROMIUM=PATH" >&2; exit 1; }; \
+	else echo "no Chromium at $(CHROMIUM): install it (sudo apt-get install -y chromium) or set CHROMIUM=PATH;" \
+	  "the console's browser tests need it" >&2; exit 1; fi
+
 demo: setup
 	$(VENV)/bin/lethe demo
 
-test: setup
+test: setup browser
 	$(VENV)/bin/python -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
 
 test-slow: setup
 	$(VENV)/bin/python -m pytest -m "slow or gpu" $(PYTEST_ARGS)
 
-test-all: setup
+test-all: setup browser
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: setup

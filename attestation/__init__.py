@@ -34,7 +34,8 @@ from attestation.statement import (PREDICATE_TYPE, STATEMENT_TYPE, AnyStatement,
                                    subject_of_path, subjects_from)
 from attestation.transparency_log import TransparencyLog
 from attestation.report import STEPS, StepResult, VerificationReport
-from attestation.verifier import verify_attestation, verify_bundle, verify_checkpoint_consistency
+from attestation.verifier import (is_bare_envelope, verify_attestation, verify_bundle, verify_checkpoint_consistency,
+                                  verify_document)
 
 __all__ = [
     # statements and predicate
@@ -57,7 +58,7 @@ __all__ = [
     "verify_checkpoint", "Bundle", "BUNDLE_FORMAT", "InclusionEvidence", "make_bundle", "publish",
     "CONSISTENCY_FORMAT", "make_consistency_evidence",
     # verification
-    "verify_attestation", "verify_bundle", "verify_checkpoint_consistency", "ConsistencyEvidence",
+    "verify_attestation", "verify_bundle", "verify_checkpoint_consistency", "verify_document", "is_bare_envelope", "ConsistencyEvidence",
     "VerificationReport", "StepResult", "STEPS", "file_sha256", "dir_sha256", "path_sha256",
     # errors and exit codes
     "AttestationError", "InputError", "SignatureError", "KeyRegistryError", "PayloadTypeError",

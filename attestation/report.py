@@ -43,6 +43,13 @@ class VerificationReport:
         """0, or the failing error's documented exit code."""
         return exit_code_for(self.error)
 
+    @property
+    def summary(self) -> str:
+        """The verdict line `lethe attest verify` and the console print under the steps."""
+        if self.ok:
+            return f"verified: signed by {', '.join(self.signers)}"
+        return f"NOT VERIFIED ({type(self.error).__name__}, exit code {self.exit_code}): {self.error}"
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary for scripts."""
         error = (None if self.error is None

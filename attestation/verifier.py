@@ -9,6 +9,7 @@ that date must not be later than the checkpoint that proves the envelope was log
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Mapping
@@ -200,3 +201,18 @@ def verify_bundle(bundle: bytes, registry: KeyRegistry, *, subject_files: Mappin
                                 consistency=consistency, threshold=threshold, now=now)
     report.steps.insert(0, StepResult("bundle", "pass", f"entry {parsed.inclusion.index} in a bundle"))
     return report
+
+
+def is_bare_envelope(data: bytes) -> bool:
+    """True for a DSSE envelope on its own; anything else is verified (and reported on) as a bundle."""
+    try:
+        raw = json.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(raw, dict) and "payloadType" in raw and "format" not in raw
+
+
+def verify_document(data: bytes, registry: KeyRegistry, **options) -> VerificationReport:
+    """Verify a file's bytes as `lethe attest verify` does: a bare DSSE envelope on its own, else as a bundle."""
+    check = verify_attestation if is_bare_envelope(data) else verify_bundle
+    return check(data, registry, **options)

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 
+from attestation.identifier_guard import identifier_kind
 from erasure.errors import ErasureError, InvalidRequestError
 from erasure.identity import Decision, IdentityResult, recover_values, resolve_identity
 from erasure.requests import (ErasureIntake, FiledRequest, RequestState, file_request, load_request, request_id_for,
                               request_lock, save_request)
 from erasure.run_folder import save_step, step_results
-from erasure.run_folder.results import ScopeResult
+from erasure.run_folder.results import ScopeResult, ScopeReview
 from erasure.context import ErasureContext
 from lineage.models import Edge
 from lineage.store import GraphStore, queries
@@ -104,9 +105,23 @@ def _drop_identifiers(identity: IdentityResult, specs: Sequence[str]) -> set[str
     return dropped
 
 
+def _review_reason(reason: str | None) -> str | None:
+    """The reviewer's reason, stripped; refused when it holds what looks like an email address or phone number
+    (the run folder, the report and the attestation's inputs keep it)."""
+    if reason is None or not reason.strip():
+        return None
+    kind = identifier_kind(reason)
+    if kind is not None:
+        raise InvalidRequestError(f"the reason holds what looks like an {kind}; say why without the person's "
+                                  "identifiers (the scope and the report keep the reason)")
+    return reason.strip()
+
+
 def review_scope(ctx: ErasureContext, request_id: str, include: Sequence[str],
-                 exclude: Sequence[str], drop_identifiers: Sequence[str] = ()) -> dict:
-    """Record a person's decisions: records in or out of scope, identifiers the expansion should not follow."""
+                 exclude: Sequence[str], drop_identifiers: Sequence[str] = (), *, reason: str | None = None) -> dict:
+    """Record a person's decisions: records in or out of scope, identifiers the expansion should not follow,
+    and (when given) why."""
+    reason = _review_reason(reason)
     request = load_request(ctx.state_dir, request_id)
     steps = step_results(ctx.state_dir, request_id)
     if "scope" not in steps:
@@ -135,6 +150,9 @@ def review_scope(ctx: ErasureContext, request_id: str, include: Sequence[str],
     if dropped:
         identity.records = [rid for rid in identity.records if rid in records and records[rid].included]
         save_step(ctx.state_dir, request_id, "identity", steps.file("identity").started_at, identity)
+    if reason is not None:
+        scope.reviews.append(ScopeReview(at=datetime.now(timezone.utc), included=list(include),
+                                         excluded=list(exclude), dropped_identifiers=len(dropped), reason=reason))
     save_step(ctx.state_dir, request_id, "scope", steps.file("scope").started_at, scope)
     link_scope(ctx.graph, request_id, scope)
     left = [r.id for r in records.values() if r.decision == "excluded_borderline"]

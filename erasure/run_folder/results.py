@@ -22,7 +22,7 @@ from unlearning.probes.report import AucReport, ProbeReport
 
 __all__ = ["AttestResult", "Attempt", "AucReport", "BlastResult", "DeletedWeights", "EraseResult", "ManifestRef",
            "Noop", "ProbeReport", "ProbeResult", "RESULT_MODELS", "Remedy", "RemedyResult", "ReportResult",
-           "ScopeResult", "ScopeRow", "ServedAdapter", "StepFile", "StepModel", "Utility", "Verdict"]
+           "ScopeResult", "ScopeReview", "ScopeRow", "ServedAdapter", "StepFile", "StepModel", "Utility", "Verdict"]
 
 
 class StepModel(BaseModel):
@@ -60,6 +60,16 @@ class ScopeRow(StepModel):
         return self.decision in INCLUDED
 
 
+class ScopeReview(StepModel):
+    """One person's review of the scope: the records they put in or left out, and why (no identifier in it)."""
+
+    at: datetime
+    included: list[str] = []
+    excluded: list[str] = []
+    dropped_identifiers: int = 0
+    reason: str
+
+
 class ScopeResult(StepModel):
     """The scope step's result."""
 
@@ -68,6 +78,7 @@ class ScopeResult(StepModel):
     scanned: int | None = None
     candidates: int | None = None
     notes: list[str] = []
+    reviews: list[ScopeReview] = []  # the reviews with a reason, oldest first
 
     def included_ids(self) -> list[str]:
         """Ids of the records in scope (included by rule or by review), sorted."""

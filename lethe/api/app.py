@@ -17,6 +17,7 @@ from lethe.api.errors import install_error_handlers
 from lethe.api.headers import install_security_headers
 from lethe.api.schemas import Health
 from lethe.api.services import Services
+from lethe.console.mount import LARGER_BODIES, install_console
 from lethe.settings import Settings
 from lineage.local_files import private_dir, restrict_umask
 
@@ -27,7 +28,7 @@ Every `/v1` route admits one role (`x-lethe-role` in each operation): **legal** 
 erasure requests, **auditor** reads the register, attestations, reports, keys and the transparency
 log, **engineer** asks blast-radius and preflight questions. Send `Authorization: Bearer <token>`;
 `lethe api token create --role ROLE --name NAME` makes a token. Identifiers of a person only ever
-travel in request bodies, and no answer repeats them.
+travel in request bodies, and no answer repeats them. The same tokens sign in to the web console at `/console`.
 """
 
 
@@ -51,9 +52,10 @@ def create_app(settings: Settings, tokens: TokenStore | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.services = svc
     install_error_handlers(app)
-    install_security_headers(app)
+    install_security_headers(app, larger=LARGER_BODIES)
     for module in (routes_legal, routes_auditor, routes_log, routes_engineer):
         app.include_router(module.build_router())
+    install_console(app)  # the web pages under /console, on the same services, tokens and roles
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:

@@ -43,6 +43,11 @@ def default_token_path(state_dir: Path) -> Path:
     return Path(state_dir) / TOKEN_FILE_NAME
 
 
+def token_digest(token: str) -> str:
+    """The SHA-256 hex digest a token is kept under."""
+    return _digest(token)
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -71,14 +76,17 @@ def _write_entries(path: Path, entries: dict[str, dict]) -> None:
     write_private_text(path, json.dumps(entries, indent=1, sort_keys=True) + "\n")
 
 
-def create_token(path: Path, role: Role | str, name: str) -> str:
-    """Create a token of `role`, store its digest under `name`, and return the token (shown only once)."""
+def create_token(path: Path, role: Role | str, name: str, *, replace: bool = False) -> str:
+    """Create a token of `role`, store its digest under `name`, and return the token (shown only once);
+    `replace`: revoke the tokens already stored under that name (the demo's, made again on each run)."""
     role = Role(role)
     name = name.strip()
     if not name:
         raise InvalidArgumentError("a token needs a name (who or what holds it, e.g. 'privacy-ops')")
     path = Path(path)
     entries = _read_entries(path) if path.exists() else {}
+    if replace:
+        entries = {digest: entry for digest, entry in entries.items() if entry["name"] != name}
     token = secrets.token_urlsafe(32)
     entries[_digest(token)] = {"role": role.value, "name": name,
                                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -134,8 +142,12 @@ class TokenStore:
 
     def authenticate(self, token: str) -> Caller | None:
         """The caller a token belongs to, or None; compares every digest in constant time."""
+        return self.caller_of_digest(_digest(token))
+
+    def caller_of_digest(self, digest: str) -> Caller | None:
+        """The caller whose token has this SHA-256 digest, if it is still valid (the web console's sessions
+        keep the digest, never the token, and ask again on every page: a revoked token ends its sessions)."""
         self._refresh()
-        digest = _digest(token)
         found = None
         for known, caller in self._entries.items():  # no early exit: the time does not depend on the match
             if hmac.compare_digest(known, digest):

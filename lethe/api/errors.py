@@ -51,7 +51,7 @@ def status_for(exc: BaseException) -> int | None:
     return next((status for kind, status in STATUS_OF if isinstance(exc, kind)), None)
 
 
-def _safe_loc(loc: Sequence[Any]) -> list[str | int]:
+def safe_loc(loc: Sequence[Any]) -> list[str | int]:
     return [part if isinstance(part, int) or _FIELD_NAME.match(str(part)) else "<field>" for part in loc]
 
 
@@ -61,7 +61,7 @@ def field_error(loc: Sequence[str | int], message: str) -> RequestValidationErro
 
 
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    problems = [FieldProblem(loc=_safe_loc(e.get("loc", ())), msg=str(e.get("msg", "invalid")))
+    problems = [FieldProblem(loc=safe_loc(e.get("loc", ())), msg=str(e.get("msg", "invalid")))
                 for e in exc.errors()]
     shown = problems[:MAX_FIELD_PROBLEMS]
     more = f"; and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
@@ -72,7 +72,7 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> JSO
 async def _known_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, ValidationError):
         # A model built inside a route failed: a bug, and its message would quote the input.
-        where = ", ".join(".".join(map(str, _safe_loc(e["loc"]))) for e in exc.errors()[:MAX_FIELD_PROBLEMS])
+        where = ", ".join(".".join(map(str, safe_loc(e["loc"]))) for e in exc.errors()[:MAX_FIELD_PROBLEMS])
         log.error("%s %s: internal validation of %s failed at %s", request.method, request.url.path,
                   exc.title, where)
         problem = Problem(detail=f"internal error: {exc.title} did not validate ({where})")
@@ -82,10 +82,10 @@ async def _known_error(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
     if isinstance(exc, RequestConflictError):
         return JSONResponse(ConflictProblem(detail=str(exc), fields=exc.fields).model_dump(), status_code=status)
-    return JSONResponse(Problem(detail=_public_detail(exc, status)).model_dump(), status_code=status)
+    return JSONResponse(Problem(detail=public_detail(exc, status)).model_dump(), status_code=status)
 
 
-def _public_detail(exc: Exception, status: int) -> str:
+def public_detail(exc: Exception, status: int) -> str:
     """What a caller may read: a 503 says what kind of trouble (the URI, paths and causes go to the log), a
     404 does not repeat the id it was given."""
     if status == 503 and isinstance(exc, (ConfigurationError, PepperError)):

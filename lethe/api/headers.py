@@ -25,20 +25,25 @@ SECURITY_HEADERS = {
 TOO_LARGE = f"the body is over {MAX_BODY_BYTES // 2**20} MiB; an erasure request is a few identifiers"
 
 
+def _too_large(limit: int) -> str:
+    return TOO_LARGE if limit == MAX_BODY_BYTES else f"the body is over {limit // 2**20} MiB"
+
+
 class BodyLimit:
     """Refuse bodies over `max_bytes`: at once when Content-Length says so, else when the stream passes it
     (raised inside the route, so FastAPI answers it as JSON like any HTTPException)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, larger: dict[str, int] | None = None):
+        self.app, self.max_bytes, self.larger = app, max_bytes, dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.max_bytes)
         declared = dict(scope.get("headers", [])).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            body = json.dumps({"detail": TOO_LARGE}).encode()
+        if declared.isdigit() and int(declared) > limit:
+            body = json.dumps({"detail": _too_large(limit)}).encode()
             await send({"type": "http.response.start", "status": 413, "headers": [
                 (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close")]})
@@ -50,16 +55,17 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise HTTPException(413, TOO_LARGE)
+            if seen > limit:
+                raise HTTPException(413, _too_large(limit))
             return message
 
         await self.app(scope, bounded, send)
 
 
-def install_security_headers(app: FastAPI) -> None:
-    """Limit bodies (BodyLimit) and add SECURITY_HEADERS to every answer, errors included."""
-    app.add_middleware(BodyLimit)
+def install_security_headers(app: FastAPI, larger: dict[str, int] | None = None) -> None:
+    """Limit bodies (BodyLimit; `larger`: path -> a higher limit, e.g. an uploaded attestation bundle) and add
+    SECURITY_HEADERS to every answer that sets none of its own, errors included."""
+    app.add_middleware(BodyLimit, larger=larger)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):

@@ -49,7 +49,7 @@ def build_router() -> APIRouter:
                 responses={**_document("the attestation bundle, byte for byte"), **run_file_errors})
     def attestation_bundle(request_id: RequestId, svc: ServicesDep) -> Response:
         """The signed attestation bundle (DSSE envelope, log proof, checkpoint) byte for byte."""
-        path = _run_file(svc, request_id, "attestation.bundle.json", "has not been attested yet")
+        path = run_file(svc, request_id, "attestation.bundle.json", "has not been attested yet")
         return Response(path.read_bytes(), media_type="application/json")
 
     @router.get("/requests/{request_id}/report", response_class=HTMLResponse, **only(Role.AUDITOR),
@@ -57,13 +57,13 @@ def build_router() -> APIRouter:
                 responses=responses.as_json({**responses.AUTH, **run_file_errors}))
     def report_html(request_id: RequestId, svc: ServicesDep) -> HTMLResponse:
         """The request's HTML report."""
-        return HTMLResponse(_run_file(svc, request_id, "report.html", NOT_REPORTED).read_bytes())
+        return HTMLResponse(run_file(svc, request_id, "report.html", NOT_REPORTED).read_bytes())
 
     @router.get("/requests/{request_id}/report.json", response_class=Response, **only(Role.AUDITOR),
                 responses={**_document("the report's data"), **run_file_errors})
     def report_json(request_id: RequestId, svc: ServicesDep) -> Response:
         """The request's report as JSON."""
-        path = _run_file(svc, request_id, "report.json", NOT_REPORTED)
+        path = run_file(svc, request_id, "report.json", NOT_REPORTED)
         return Response(path.read_bytes(), media_type="application/json")
 
     @router.get("/keys", response_class=Response, **only(Role.AUDITOR),
@@ -79,7 +79,8 @@ def build_router() -> APIRouter:
     return router
 
 
-def _run_file(svc: Services, request_id: str, name: str, missing: str) -> pathlib.Path:
+def run_file(svc: Services, request_id: str, name: str, missing: str) -> pathlib.Path:
+    """A file of a request's run folder; 404 for a request never filed, or a file not written yet."""
     load_request(svc.state_dir, request_id)  # 404 for a request that was never filed
     path = request_dir(svc.state_dir, request_id) / name
     if not path.is_file():

@@ -10,7 +10,7 @@ import lethe.api.responses as responses
 from lethe.api.auth import Role
 from lethe.api.guard import GuardedRoute, only
 from lethe.api.schemas import BlastRadiusQuery
-from lethe.api.services import ServicesDep
+from lethe.api.services import Services, ServicesDep
 from lineage.impact import BlastRadius, Preflight
 from lineage.store import queries
 
@@ -25,14 +25,7 @@ def build_router() -> APIRouter:
                  **only(Role.ENGINEER))
     def blast_radius(query: BlastRadiusQuery, svc: ServicesDep) -> BlastRadius:
         """Which datasets, runs, adapters and deployments learned from a subject, records or a dataset."""
-        if query.subject is not None or query.subject_key is not None:
-            keys = [query.subject_key] if query.subject_key else []
-            if query.subject is not None:  # keyed first: a bad identifier is a 422 before Neo4j is asked
-                keys += svc.subject_keys(query.subject, ("body", "subject")).values()
-            return queries.blast_radius_of_subject(svc.graph(), keys, query.depth)
-        if query.records is not None:
-            return queries.blast_radius_of_records(svc.graph(), query.records, query.depth)
-        return queries.blast_radius_of_dataset(svc.graph(), query.dataset, query.depth)
+        return blast_radius_for(svc, query)
 
     @router.get("/preflight/{dataset}", response_model=Preflight, **only(Role.ENGINEER))
     def preflight(dataset: DatasetId, svc: ServicesDep) -> Preflight:
@@ -41,3 +34,16 @@ def build_router() -> APIRouter:
         return result
 
     return router
+
+
+def blast_radius_for(svc: Services, query: BlastRadiusQuery) -> BlastRadius:
+    """The blast radius the API and the console answer: from a subject (keyed first: a bad identifier is a
+    validation error before Neo4j is asked), from records, or from a dataset version."""
+    if query.subject is not None or query.subject_key is not None:
+        keys = [query.subject_key] if query.subject_key else []
+        if query.subject is not None:
+            keys += svc.subject_keys(query.subject, ("body", "subject")).values()
+        return queries.blast_radius_of_subject(svc.graph(), keys, query.depth)
+    if query.records is not None:
+        return queries.blast_radius_of_records(svc.graph(), query.records, query.depth)
+    return queries.blast_radius_of_dataset(svc.graph(), query.dataset, query.depth)

@@ -13,9 +13,9 @@ from lethe.api.auth import Role
 from lethe.api.guard import CallerDep, GuardedRoute, only
 from lethe.api.schemas import (REQUEST_ID_PATTERN, ConflictProblem, ExtensionBody, FiledRequestOut, FileRequestBody,
                                  IdentifierOut, Problem, RequestProgress, RequestSummary, ScopeCounts, VerdictOut)
-from lethe.api.services import ServicesDep
+from lethe.api.services import Services, ServicesDep
 from erasure.filing import file_and_scope
-from erasure.requests import extend_request, load_request
+from erasure.requests import FiledRequest, extend_request, load_request
 from erasure.run_folder import RunSteps, step_results
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,7 @@ def build_router() -> APIRouter:
                              caller: CallerDep) -> FiledRequestOut:
         """File a subject's erasure request (idempotent) and resolve the subject's identity and the scope while
         the identifiers are in memory; they are keyed at once and never kept."""
-        svc.subject_keys(body.identifiers, ("body", "identifiers"))  # a 422 naming the field, before writing
-        filed, new = file_and_scope(svc.erasure(), body.intake(), review=body.review,
-                                    expand=body.expand_identity, hops=body.hops)
+        filed, new = file_for(svc, body)
         if not new:
             response.status_code = 200
         log.info("erasure request %s %s by token %r", filed.id, "filed" if new else "seen again", caller.name)
@@ -64,6 +62,14 @@ def build_router() -> APIRouter:
         return RequestSummary.of(request)
 
     return router
+
+
+def file_for(svc: Services, body: FileRequestBody) -> tuple[FiledRequest, bool]:
+    """File (idempotently) and resolve identity and scope: the API's and the console's filing. The identifiers
+    are keyed first, so one that cannot be is a validation error naming its field before anything is written."""
+    svc.subject_keys(body.identifiers, ("body", "identifiers"))
+    return file_and_scope(svc.erasure(), body.intake(), review=body.review, expand=body.expand_identity,
+                          hops=body.hops)
 
 
 def _filed_out(filed, steps: RunSteps) -> FiledRequestOut:

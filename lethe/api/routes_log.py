@@ -29,13 +29,13 @@ def build_router() -> APIRouter:
     @router.get("/checkpoint", response_model=CheckpointOut, **only(Role.AUDITOR))
     def latest_checkpoint(svc: ServicesDep) -> CheckpointOut:
         """The transparency log's latest signed checkpoint."""
-        return CheckpointOut(checkpoint=_checkpoint(_log(svc))[0])
+        return CheckpointOut(checkpoint=latest_checkpoint_of(open_log(svc))[0])
 
     @router.get("/consistency", response_model=ConsistencyOut, responses=proof_errors, **only(Role.AUDITOR))
     def consistency(old_size: OldSize, svc: ServicesDep) -> ConsistencyOut:
         """Proof that the log at `old_size` is a prefix of the log under the latest checkpoint."""
-        log = _log(svc)
-        note, size = _checkpoint(log)
+        log = open_log(svc)
+        note, size = latest_checkpoint_of(log)
         proof = [b64encode(h) for h in log.consistency_proof(old_size, size)]
         return ConsistencyOut(checkpoint=note, old_size=old_size, tree_size=size, proof=proof)
 
@@ -43,15 +43,16 @@ def build_router() -> APIRouter:
                 **only(Role.AUDITOR))
     def inclusion(index: Index, svc: ServicesDep, tree_size: TreeSize = None) -> InclusionOut:
         """The audit path of entry `index` in the tree of `tree_size` entries."""
-        log = _log(svc)
-        size = tree_size if tree_size is not None else _checkpoint(log)[1]
+        log = open_log(svc)
+        size = tree_size if tree_size is not None else latest_checkpoint_of(log)[1]
         proof = [b64encode(h) for h in log.inclusion_proof(index, size)]
         return InclusionOut(index=index, tree_size=size, proof=proof)
 
     return router
 
 
-def _log(svc: Services) -> TransparencyLog:
+def open_log(svc: Services) -> TransparencyLog:
+    """The transparency log of the state folder; 404 before the first attestation created it."""
     # The log alone, where the keyring keeps it: reading it needs no private key, and never creates one.
     directory = KeyringPaths.under(svc.state_dir).log
     if not (directory / "log.json").is_file():
@@ -60,7 +61,8 @@ def _log(svc: Services) -> TransparencyLog:
     return TransparencyLog.open(directory)
 
 
-def _checkpoint(log: TransparencyLog) -> tuple[str, int]:
+def latest_checkpoint_of(log: TransparencyLog) -> tuple[str, int]:
+    """The latest signed checkpoint note and its tree size; 404 when none is signed yet."""
     note = log.latest_checkpoint()
     if note is None:
         raise HTTPException(404, "the transparency log has no signed checkpoint yet")

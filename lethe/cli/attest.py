@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from attestation import (EXIT_CODES, AttestationError, Bundle, ConsistencyEvidence, InputError, KeyRegistry,
-                         VerificationReport, parse_checkpoint, verify_attestation, verify_bundle)
+                         VerificationReport, parse_checkpoint, verify_document)
 from lethe.cli import render
 from lethe.cli.errors import fail, friendly_errors
 from erasure.keyring import Keyring, KeyringPaths
@@ -85,15 +85,6 @@ def _registry(keys: Path | None) -> KeyRegistry:
     return KeyRegistry.load(keys)
 
 
-def _is_bare_envelope(data: bytes) -> bool:
-    """True for a DSSE envelope on its own; anything else is verified (and reported on) as a bundle."""
-    try:
-        raw = json.loads(data)
-    except (ValueError, RecursionError):
-        return False
-    return isinstance(raw, dict) and "payloadType" in raw and "format" not in raw
-
-
 def _print_report(report: VerificationReport, source: Path) -> None:
     table = Table(title=f"Verification of {source}", title_justify="left")
     table.add_column("step")
@@ -102,11 +93,7 @@ def _print_report(report: VerificationReport, source: Path) -> None:
     for step in report.steps:
         table.add_row(step.name, _STATUS[step.status], Text(step.detail))
     console.print(table)
-    if report.ok:
-        console.print(f"[bold green]verified[/]: signed by {', '.join(report.signers)}", soft_wrap=True)
-    else:
-        error = f"{type(report.error).__name__}, exit code {report.exit_code}"
-        console.print(f"[bold red]NOT VERIFIED[/] ({error}): {escape(str(report.error))}", soft_wrap=True)
+    console.print(Text(report.summary, style="bold green" if report.ok else "bold red"), soft_wrap=True)
 
 
 @attest_app.command(epilog=_EXIT_CODES_HELP)
@@ -134,9 +121,8 @@ def verify(
     evidence = (None if consistency is None
                 else ConsistencyEvidence.from_json(_read(consistency, "consistency file")))
     data = _read(path, "attestation")
-    check = verify_attestation if _is_bare_envelope(data) else verify_bundle
-    report = check(data, registry, subject_files=files, subject_digests=digests, consistency=evidence,
-                   now=datetime.now(timezone.utc))
+    report = verify_document(data, registry, subject_files=files, subject_digests=digests, consistency=evidence,
+                             now=datetime.now(timezone.utc))
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.table import Table
@@ -86,6 +87,24 @@ def run_demo(settings: Settings, customers: int, seed: int) -> None:
         f"  DAGSTER_HOME={settings.dagster_home} {pepper} "
         f"LETHE_BASE_MODEL={settings.base_model} .venv/bin/dagster dev -m assets.definitions"
     )
+    print_console_access(settings, pepper)
+
+
+def print_console_access(settings: Settings, pepper: str, port: int = 8000) -> dict:
+    """The web console's address, the command that serves it, and a fresh token per role (the demo's earlier
+    ones revoked); returns role -> token."""
+    from lethe.api.auth import Role, create_token, default_token_path
+
+    path = default_token_path(settings.state_dir)
+    tokens = {role: create_token(path, role, f"demo-{role.value}", replace=True) for role in Role}
+    state = f"LETHE_STATE_DIR={settings.state_dir}" if settings.state_dir != Path(".lethe") else ""
+    console.print(f"\n[bold]Web console[/] at http://127.0.0.1:{port}/console once served with:\n"
+                  f"  {' '.join(filter(None, [state, pepper]))} .venv/bin/lethe api serve --port {port}\n"
+                  "Sign in with a token of one role (shown only now; kept as digests in "
+                  f"{path}):", soft_wrap=True, highlight=False)
+    for role, token in tokens.items():
+        console.print(f"  {role.value:<9} {token}", soft_wrap=True, highlight=False)
+    return tokens
 
 
 def memorized_customer(corpus, trained: set[str]) -> dict:

@@ -131,6 +131,7 @@ def review(
     exclude: list[str] = typer.Option([], help="a record the subject does not own to leave alone (repeatable)"),
     drop_identifier: list[str] = typer.Option([], help="a followed identifier that is not the subject's, by kind "
                                                        "or key prefix (repeatable)"),
+    reason: str | None = typer.Option(None, help="why (kept with the scope; no identifiers of the person)"),
 ) -> None:
     """Decide on a request's scope: borderline records, records others own, identifiers found; runs once decided."""
     from erasure.engine import review_scope
@@ -138,7 +139,7 @@ def review(
     settings = wiring.cli_settings()
     with wiring.open_graph(settings) as graph:
         result = review_scope(wiring.erasure_context(settings, graph), request_id, include, exclude,
-                              drop_identifier)
+                              drop_identifier, reason=reason)
     console.print(f"included {len(result['included'])}, excluded {len(result['excluded'])}, dropped "
                   f"{result['dropped_identifiers']} identifier(s); {len(result['still_borderline'])} borderline left")
 
