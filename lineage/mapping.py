@@ -12,8 +12,8 @@
 
 A chat record's text is its rendering by a chat template (the base model's when it has one: what is
 trained on is what is stored); the messages are checked one by one, and the record's `turns` say where each
-message's content sits in the rendering (lineage.turns): the PII scan reads each message, the probes score
-the assistant turns.
+message's content sits in the rendering (lineage.turns): the PII scan reads each message, the loss and the
+probes may cover the assistant turns only (unlearning.token_spans).
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 A chat record is trained on as one text: the chat template's rendering of its messages. Its `turns` say
 which characters of that text are which message's content (`start`, `end`, `role`), so the PII scan reads
-each message on its own (a name ending one turn never joins a word starting the next) and the probes score
-what the model was taught to say, the assistant turns, rather than the template's scaffolding and the
-system prompt every record repeats. Offsets only: a turn holds no text of its own.
+each message on its own (a name ending one turn never joins a word starting the next), a fine-tune may put
+its loss on the assistant turns only, and the probes score what the loss taught rather than the template's
+markers every record repeats (unlearning.token_spans). Offsets only: a turn holds no text of its own.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import NamedTuple
 
 from lineage.errors import InvalidValueError
 
-__all__ = ["Turn", "assistant_spans", "decode_turns", "encode_turns", "locate_turns", "turn_texts",
-           "validate_turns"]
+__all__ = ["Turn", "decode_turns", "encode_turns", "locate_turns", "turn_texts", "validate_turns"]
 
 ASSISTANT = "assistant"
 
@@ -65,11 +64,6 @@ def validate_turns(turns: Sequence[Sequence], text: str) -> list[Turn]:
     if checked and not any(t.role == ASSISTANT for t in checked):
         raise InvalidValueError("a chat record's turns need an assistant turn (what the model is trained to say)")
     return checked
-
-
-def assistant_spans(turns: Sequence[Turn]) -> tuple[tuple[int, int], ...]:
-    """The character spans the probes score: the assistant turns."""
-    return tuple((t.start, t.end) for t in turns if t.role == ASSISTANT)
 
 
 def turn_texts(text: str, turns: Sequence[Turn] | None) -> list[str]:
