@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, JsonValue, StringConstraints, model_validator
 
 from attestation.errors import EvidenceError
+from attestation.generation import GenerationSummary
 from attestation.manifest_proofs import NonInclusionProof, scope_root, verify_non_inclusion
 from attestation.schema import Count, Name, Probability, Sha256Hex, StrictModel, UtcDatetime
 
@@ -183,6 +184,7 @@ class ProbeSummary(StrictModel):
     records_flagged: Count
     auc: AucEstimate | None
     records: list[RecordScore]
+    generation: GenerationSummary | None = None  # optional: bundles issued before it existed still verify
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -5,7 +5,9 @@ adapters, deployment) in .lethe-bench/erasure, then files a GDPR request for the
 whose repeated canary was trained on and runs it: scope (owned, fresh mention scan, FAISS
 near-duplicates), blast radius, probe before, exact shard retrain, probe after, erase, attest, report.
 Prints the wall time of filing (with the scope) and of the run, each step's seconds as persisted in
-the request's run folder, and the verdict. The pipeline's own time is reported apart (not erasure).
+the request's run folder, the extraction test's share (generation_seconds: generating, scanning and
+searching in every probe, before and after, every form), and the verdict. The pipeline's own time is
+reported apart (not erasure).
 """
 
 from __future__ import annotations
@@ -77,10 +79,18 @@ def main(argv: list[str] | None = None) -> dict:
         "run_seconds": round(running, 1),
         "steps_seconds": {name: round(steps.file(name).seconds, 2) for name in steps.names},
         "remedy_stage_seconds": _remedy_stages(settings.state_dir),
+        "generation_seconds": round(_generation_seconds(steps), 2),
+        "generation_share_of_run": round(_generation_seconds(steps) / running, 3),
         "verdict": outcome.verdict["status"],
     }
     print(json.dumps(figures))
     return figures
+
+
+def _generation_seconds(steps) -> float:
+    """Seconds the extraction test (generation, scans, FAISS search) took in every probe of the request."""
+    reports = [*steps.probe_before.adapters.values(), *steps.probe_after.adapters.values()]
+    return sum(variant.generation_seconds for report in reports for variant in report.variants().values())
 
 
 def _remedy_stages(state_dir) -> dict[str, float]:

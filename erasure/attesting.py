@@ -124,7 +124,30 @@ def _for_adapter(flags: dict, adapter: str) -> dict[str, tuple[float, bool]] | N
     return {rid: v for (a, rid), v in flags.items() if a == adapter} if flags else None
 
 
-def _remedy_evidence(graph: GraphStore, steps: RunSteps, own: dict[str, str], folder: Path) -> dict:
+def generation_summary(report: ProbeReport, person: str) -> dict | None:
+    """The extraction test of one person (a request id) on one adapter or form, as the predicate carries it."""
+    found = report.extraction.get(person)
+    if found is None:
+        return None
+    side = ("people", "prompts", "greedy", "sampled", "tokens_budgeted", "leaking_samples", "leaking_greedy", "hits",
+            "max_cosine", "near_duplicates")
+    return {"subject": found.person.model_dump(include=set(side)),
+            "chance": found.chance.counts.model_dump(include=set(side)), "chance_rate": found.chance.rate,
+            "p_value": min(1.0, found.p_value), "alpha": found.alpha, "leaked": found.leaked}
+
+
+def generation_reasons(summary: dict | None, key: str) -> list[str]:
+    """A leak after the remedy, for the verdict: what the generations gave away, how often, against chance."""
+    if not summary or not summary["leaked"]:
+        return []
+    subject = summary["subject"]
+    return [f"generations of {key} still give away the subject's {', '.join(sorted(subject['hits']))} "
+            f"({subject['leaking_samples']} of {subject['greedy'] + subject['sampled']} samples, "
+            f"{subject['leaking_greedy']} greedy; held-out people's rate {summary['chance_rate']:.3g}, "
+            f"p = {summary['p_value']:.2g})"]
+
+
+def _remedy_evidence(graph: GraphStore, steps: RunSteps, own: dict[str, str], folder: Path, person: str) -> dict:
     """Per remedy: subjects, probe summaries before and after, utility and manifests; and the reasons."""
     targets = sorted(set(own.values()))
     before_flags, before_tests = _run_flags(steps, "before")
@@ -143,12 +166,15 @@ def _remedy_evidence(graph: GraphStore, steps: RunSteps, own: dict[str, str], fo
         for form, report in after_report.variants().items():  # the adapter as trained, then each served form
             key = form_key(rm.new_adapter, form)
             after_summary = probe_summary(report, own, None, _for_adapter(after_flags, key), after_tests, key)
+            after_summary["generation"] = generation_summary(report, person)
+            out["reasons"].extend(generation_reasons(after_summary["generation"], key))
             reference = after_summary["auc"]["value"] if rm.kind == "exact" and after_summary["auc"] else None
             before = before_report.variants().get(form)
             if before is not None:
                 old_key = form_key(rm.old_adapter, form)
-                out["before"].append(probe_summary(before, own, reference, _for_adapter(before_flags, old_key),
-                                                   before_tests, old_key))
+                out["before"].append({**probe_summary(before, own, reference, _for_adapter(before_flags, old_key),
+                                                      before_tests, old_key),
+                                      "generation": generation_summary(before, person)})
             out["after"].append({**after_summary, "auc": None if after_summary["auc"] is None else
                                  {**after_summary["auc"], "reference_value": reference}})
             if after_summary["records_flagged"] and "statistics" not in steps:
@@ -188,7 +214,7 @@ def build_predicate(graph: GraphStore, request: FiledRequest, steps: RunSteps,
     """The predicate (as a dict for ErasurePredicateV2) and the statement subjects (name -> digest or file)."""
     own = steps.scope.included_hashes()
     targets = sorted(set(own.values()))
-    evidence = _remedy_evidence(graph, steps, own, folder)
+    evidence = _remedy_evidence(graph, steps, own, folder, request.id)
     base_sha = next((r.base_model_sha256 for r in steps.probe_before.adapters.values()), None)
     keys = request.subject_keys
     subject_key = next(keys[k] for k in (*KEY_ORDER, *sorted(keys)) if k in keys)

@@ -2,8 +2,8 @@
 
 The graph says which dataset version an adapter came from (its manifest) and which records that version
 held out; the content store gives the texts; Presidio finds the secrets to test for exposure and scans
-generated samples for the record owners' identifiers (matched by subject key, so no raw identifier is
-needed); the sentence embedder measures how close generations come to the records.
+generations for the record owners' identifiers and secrets (erasure.extraction); the sentence embedder and
+FAISS measure how close generations come to the records.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from erasure.errors import ConfigurationError
 from erasure.context import ErasureContext
+from erasure.errors import ConfigurationError
+from erasure.extraction import extraction_plan, owners_as_person
 from lineage.content_store import ContentStore
 from lineage.errors import NotFoundError
 from lineage.store import GraphStore, queries
@@ -78,36 +79,6 @@ def adapter_loss_on(adapter_dir: Path) -> str:
     return (json.loads(manifest.read_text(encoding="utf-8")).get("training_config") or {}).get("loss_on", "all")
 
 
-def _scanner_for(ctx: ErasureContext, owner_keys: dict[str, list[str]]):
-    """Scan samples for the owners' identifiers; report which identifier kinds of an owner appeared."""
-    from lineage.pii import PiiScanner
-
-    wanted = {key for keys in owner_keys.values() for key in keys}
-    scanner = PiiScanner(ctx.keyer)
-
-    def scan(texts: list[str]) -> list[set[str]]:
-        return [{m.kind for m in result.mentions if m.key in wanted} for result in scanner.scan(texts)]
-
-    return scan
-
-
-def _regurgitation_for(scope: dict[str, str]):
-    from unlearning.search import MiniLMEmbedder, max_cosine_per_record
-
-    embedder = MiniLMEmbedder()
-    ids = list(scope)
-    scope_vectors = embedder.encode([scope[i] for i in ids])
-
-    def regurgitation(samples: list[str]) -> dict[str, float]:
-        usable = [s for s in samples if s.strip()]
-        if not usable:
-            return {}
-        best = max_cosine_per_record(ids, scope_vectors, embedder.encode(usable))
-        return {record_id: float(hit.cosine) for record_id, hit in best.items()}
-
-    return regurgitation
-
-
 def secret_spans(texts: Mapping[str, str]) -> dict:
     """The secret spans Presidio finds in each text (records without any are left out), for exposure tests."""
     from lineage.pii.secrets import SecretFinder
@@ -143,11 +114,12 @@ def probe_records(ctx: ErasureContext, request: ProbeRequest, config=None):
     holdout = record_texts(content, [i for i in holdout_ids if i not in scope], "holdout")
     config = (config or ProbeConfig()).model_copy(update={"generate": request.generate})
     secrets = secret_spans(scope) if request.exposure else {}
-    scan = _scanner_for(ctx, queries.record_owners(ctx.graph, scope_ids)) if request.generate else None
-    regurgitation = _regurgitation_for(scope) if request.generate and request.regurgitation else None
+    forms = parse_forms(request.forms)
+    extraction = extraction_plan(ctx, [owners_as_person(ctx, "requested", scope_ids)], list(holdout), config,
+                                 family=1 + len(forms), search=request.regurgitation)
     people = people_of(ctx.graph, [*scope, *holdout])
-    report = probe_forms(ctx.require_base_model(), request.adapter, parse_forms(request.forms), scope, holdout,
-                         config, secrets=secrets, scan_samples=scan, regurgitation=regurgitation, people=people,
+    report = probe_forms(ctx.require_base_model(), request.adapter, forms, scope, holdout,
+                         config, secrets=secrets, extraction=extraction, people=people,
                          scored_spans=scored_spans(content, {**scope, **holdout},
                                                    adapter_loss_on(request.adapter)))
     untrained = set(scope_ids) - queries.trained_in_dataset(ctx.graph, dataset, scope_ids)

@@ -25,7 +25,8 @@ from erasure.context import ErasureContext, RemedyCommitted
 from erasure.errors import ConfigurationError
 from erasure.probing import chat_turns, people_of, record_texts, scored_spans, secret_spans
 from erasure.remedy_lineage import affected_shard_adapters, delete_weights, write_remedy_lineage
-from erasure.statistics import form_flags
+from erasure.extraction import erasure_probe_config, remedy_extraction_plan
+from erasure.statistics import form_flags, leaked_people, still_flagged
 from lineage.dataset import DatasetPlan, derive_without
 from lineage.errors import NotFoundError
 from lineage.store import GraphStore, queries
@@ -159,6 +160,9 @@ class RemedyOptions:
     on_step: Callable[[int, int, float], None] | None = None
     forms: tuple[str, ...] | None = None  # the deployments' recorded forms (unlearning.forms); None: read them
     relearn: object = None  # unlearning.relearn.RelearnConfig of the relearning check after each attempt; None: off
+    # Request id -> (its scope record ids, its identity's keys -> kinds): the people the generation probes
+    # prompt; None: the records' owners as one person.
+    people: Mapping[str, tuple[Sequence[str], Mapping[str, str]]] | None = None
 
 
 @dataclass
@@ -180,9 +184,10 @@ class _Prepared:
 
 
 def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], probe_config,
-             record: RemedyRecord, forms: Sequence[str] | None = None, relearn=None) -> _Prepared | None:
+             record: RemedyRecord, forms: Sequence[str] | None = None, relearn=None,
+             people_by_request=None) -> _Prepared | None:
     """The plan of a remedy, or None (with `record.noop_reason`) when the adapter never trained on the records."""
-    from unlearning.probes import ProbeConfig, open_probe_model, probe_adapter, probe_forms
+    from unlearning.probes import open_probe_model, probe_adapter, probe_forms
 
     old, manifest = adapter_node(ctx.graph, adapter_dir), _manifest(adapter_dir)
     base = ctx.require_base_model()
@@ -206,8 +211,7 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
     holdout = _texts(ctx, [rid for rid, _ in derived.holdout if rid not in named])
     kept = sorted(rid for s in derived.shards for rid, _ in s.records)
     retain = _texts(ctx, kept[:: max(1, len(kept) // RETAIN_SAMPLE)][:RETAIN_SAMPLE])
-    # 255 look-alikes per secret: a memorized one reaches 8 bits, chance is ~1.4; enough to tell them apart.
-    probe_config = probe_config or ProbeConfig(generate=False, exposure_candidates=255, max_secrets_per_record=1)
+    probe_config = probe_config or erasure_probe_config()  # erasure.extraction
     secrets, people = secret_spans(forget), people_of(ctx.graph, [*forget, *holdout])
     # Chat records are scored on what their fine-tune's loss taught (the assistant turns, or every message).
     spans = scored_spans(ctx.open_content(), {**forget, **holdout},
@@ -215,10 +219,11 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
     served_forms = probed_forms(forms if forms is not None else deployed_forms(ctx.graph, old["id"]))
 
     shard_test = _shard_test(base, forget, holdout, plan, derived, probe_config, spans)
+    extraction = remedy_extraction_plan(ctx, people_by_request, scope, holdout, probe_config, len(served_forms))
 
     def probe(path: Path):
         report = probe_forms(base, path, served_forms, forget, holdout, probe_config, secrets=secrets,
-                             people=people, scored_spans=spans)
+                             people=people, scored_spans=spans, extraction=extraction)
         report.shard_reference = shard_test(path)
         return report
 
@@ -265,14 +270,14 @@ def _shard_test(base: Path, forget: Mapping[str, str], holdout: Mapping[str, str
 
 
 def probe_served_adapter(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str],
-                         probe_config=None, forms: Sequence[str] | None = None) -> RemedyRecord:
+                         probe_config=None, forms: Sequence[str] | None = None, people=None) -> RemedyRecord:
     """Probe a served adapter for the records, as a remedy would before it starts; nothing is changed.
 
     The record holds `before` (the probe report), or `noop_reason` when the adapter never trained on them.
     """
     adapter_dir, clock = Path(adapter_dir), _StageClock()
     record = RemedyRecord(old_adapter="", method="probe", stage_seconds=clock.seconds)
-    prepared = _prepare(ctx, adapter_dir, record_ids, probe_config, record, forms)
+    prepared = _prepare(ctx, adapter_dir, record_ids, probe_config, record, forms, people_by_request=people)
     if prepared is not None:
         clock.lap("prepare")
         record.before = prepared.probe(adapter_dir)
@@ -334,7 +339,8 @@ def remedy_adapter(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[
     clock, adapter_dir = _StageClock(), Path(adapter_dir)
     parsed = parse_config(options.method, options.config)
     record = RemedyRecord(old_adapter="", method=options.method, stage_seconds=clock.seconds, remedy_id=remedy_id)
-    prepared = _prepare(ctx, adapter_dir, record_ids, options.probe_config, record, options.forms, options.relearn)
+    prepared = _prepare(ctx, adapter_dir, record_ids, options.probe_config, record, options.forms, options.relearn,
+                        options.people)
     if prepared is None:
         return record
     clock.lap("prepare")
@@ -344,12 +350,15 @@ def remedy_adapter(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[
     family = max(options.family_size or 0, len(prepared.scope))
     result = remediate(options.method, parsed, _input_factory(ctx, prepared, options.config), prepared.probe_after,
                        escalate_to="retrain" if options.escalate else None, on_step=options.on_step,
-                       flagged_of=lambda report: form_flags(report, set(prepared.scope), family)[0])
+                       flagged_of=lambda report: still_flagged(report, prepared.scope, family, options.people))
     clock.lap("methods")  # training and the probe after each attempt
     _record_result(record, result)
     if result.escalated:
-        forms = form_flags(result.attempts[0].probe, set(prepared.scope), family)[1]
-        record.escalation_reason = f"{result.escalation_reason} (flagged in: {', '.join(forms)})"
+        first = result.attempts[0].probe
+        forms = form_flags(first, set(prepared.scope), family)[1]
+        leaks = sorted({form for found in leaked_people(first).values() for form in found})
+        record.escalation_reason = f"{result.escalation_reason} (flagged in: {', '.join(forms) or 'none'}" + \
+            (f"; generations gave the subject's identifiers away in: {', '.join(leaks)})" if leaks else ")")
     _commit(ctx, record, prepared, result.final.outcome, before_commit, clock)
     return record
 

@@ -57,6 +57,12 @@ class EngineOptions:
         return {"config": config.model_dump()} if config is not None else {"off": self.relearn_off_reason}
 
 
+def person_of(request: FiledRequest, steps) -> tuple[list[str], dict[str, str]]:
+    """A request's scope record ids and its identity's keys (key -> kind): whom the generation probes prompt."""
+    keys = steps.identity.keys() if "identity" in steps else {key: kind for kind, key in request.subject_keys.items()}
+    return steps.scope.included_ids(), keys
+
+
 def _remedy_id(old_adapter: str, request_ids: Sequence[str]) -> str:
     return "rm-" + hashlib.sha256(f"{old_adapter}:{','.join(sorted(request_ids))}".encode()).hexdigest()[:16]
 
@@ -77,10 +83,11 @@ def _record_json(record: RemedyRecord, config: dict, request_ids: Sequence[str],
 
 
 def _run_remedy(ctx: ErasureContext, adapter: ServedAdapter, record_ids: list[str],
-                request_ids: list[str], before: ProbeReport | None, options: EngineOptions,
+                people: dict[str, tuple], before: ProbeReport | None, options: EngineOptions,
                 on_step: Callable | None, family_size: int) -> dict:
     """One remedy of one served adapter for the union of the requests' records; resumable."""
     from unlearning.methods.registry import parse_config
+    request_ids = sorted(people)
     remedy_id = _remedy_id(adapter.id, request_ids)
     folder = ctx.state_dir / "remedies" / remedy_id
     final, pending = folder / "record.json", folder / "pending.json"
@@ -107,7 +114,7 @@ def _run_remedy(ctx: ErasureContext, adapter: ServedAdapter, record_ids: list[st
 
     remedy = RemedyOptions(options.method, options.config, options.escalate, family_size=family_size,
                            on_step=on_step, forms=tuple(adapter.forms),
-                           relearn=options.relearn_config())
+                           relearn=options.relearn_config(), people=people)
     record = remedy_adapter(ctx, path_of(adapter.uri), record_ids, remedy, before=before, remedy_id=remedy_id,
                             before_commit=persist)
     if record.noop_reason:
@@ -129,8 +136,9 @@ def probe_before(ctx: ErasureContext, request: FiledRequest, record_ids: list[st
     """Probe every served adapter the request reaches, before any remedy."""
     started = datetime.now(timezone.utc)
     adapters, noop = {}, []
+    people = {request.id: person_of(request, step_results(ctx.state_dir, request.id))}
     for adapter in served:
-        record = probe_served_adapter(ctx, path_of(adapter.uri), record_ids, forms=adapter.forms)
+        record = probe_served_adapter(ctx, path_of(adapter.uri), record_ids, forms=adapter.forms, people=people)
         if record.noop_reason:
             noop.append({"adapter": adapter.id, "reason": record.noop_reason})
         else:
@@ -163,8 +171,8 @@ def remedy_all(ctx: ErasureContext, requests: list[FiledRequest], options: Engin
             before = steps[batch[0].id].probe_before.adapters.get(adapter_id) if len(batch) == 1 else None
             say(",".join(r.id for r in batch), f"remedy of {adapter_id} ({options.method}) for {len(records)} records")
             started = time.perf_counter()
-            document = _run_remedy(ctx, adapters[adapter_id], records, [r.id for r in batch], before,
-                                   options, on_step, family_size)
+            people = {r.id: person_of(r, steps[r.id]) for r in batch}
+            document = _run_remedy(ctx, adapters[adapter_id], records, people, before, options, on_step, family_size)
             document["seconds"] = round(time.perf_counter() - started, 2)
             for r in batch:
                 documents[r.id].append(document)

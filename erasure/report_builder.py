@@ -94,8 +94,21 @@ def _blast_section(radius: BlastRadius, served: list[ServedAdapter]) -> BlastSec
                         depth_limit_hit=radius.depth_limit_hit, served_adapters=served)
 
 
-def _probe_summary(probe: ProbeReport) -> ProbeSummary:
-    """Flagged counts, AUCs and oriented distributions of one adapter's probe."""
+def generation_line(probe: ProbeReport, person: str) -> str | None:
+    """The extraction test of the request's person on one probe, in a line (counts only)."""
+    found = probe.extraction.get(person)
+    if found is None:
+        return None
+    p, chance = found.person, found.chance.counts
+    gave = ", ".join(f"{kind} {n}" for kind, n in sorted(p.hits.items())) or "nothing"
+    cosine = "" if p.max_cosine is None else f"; max cosine {p.max_cosine:.2f}, {p.near_duplicates} near-duplicates"
+    return (f"{'LEAKED: ' if found.leaked else ''}{p.leaking_samples} of {p.samples} samples ({p.leaking_greedy} "
+            f"greedy) gave away {gave}{cosine}; held-out people: {chance.leaking_samples} of {chance.samples} "
+            f"({chance.people} people); p = {found.p_value:.2g} at {found.alpha:.2g}")
+
+
+def _probe_summary(probe: ProbeReport, person: str) -> ProbeSummary:
+    """Flagged counts, AUCs and oriented distributions of one adapter's probe; the person's generations."""
     distributions, undrawn = {}, {}
     for score in probe.scores:
         stats = probe.holdout_stats.get(score, {})
@@ -114,7 +127,9 @@ def _probe_summary(probe: ProbeReport) -> ProbeSummary:
                         auc={**probe.auc, **({"shard_reference": probe.shard_reference.auc}
                                              if probe.shard_reference is not None else {})},
                         distributions=distributions, undrawn=undrawn, notes=probe.notes,
-                        forms={name: FormSummary(flagged=r.flagged, records=len(r.records), auc=r.auc)
+                        generation=generation_line(probe, person),
+                        forms={name: FormSummary(flagged=r.flagged, records=len(r.records), auc=r.auc,
+                                                 generation=generation_line(r, person))
                                for name, r in probe.variants().items() if r is not probe})
 
 
@@ -141,7 +156,7 @@ def _verify_section(result: AttestResult, folder: Path) -> VerifySection:
 def make_report(inputs: ReportInputs, now: datetime) -> ErasureReport:
     """The report of a checked run folder (pure, but for whether the attestation bundle is in the folder)."""
     res = inputs.results
-    probes = {k: {a: _probe_summary(p) for a, p in res[k].items()} if k in res else None
+    probes = {k: {a: _probe_summary(p, inputs.request.id) for a, p in res[k].items()} if k in res else None
               for k in ("probe_before", "probe_after")}
     blast = _blast_section(*res["blast_radius"][:2]) if "blast_radius" in res else None
     training = res["blast_radius"][2] if "blast_radius" in res else None

@@ -129,6 +129,7 @@ class FormSummary(BaseModel):
     flagged: list[str]
     records: int
     auc: dict[str, AucReport]
+    generation: str | None = None  # the request's person's extraction test, in a line
 
 
 class ProbeSummary(BaseModel):
@@ -146,6 +147,7 @@ class ProbeSummary(BaseModel):
     distributions: dict[str, Distribution]
     undrawn: dict[str, str]  # score -> why it has no chart
     notes: list[str]
+    generation: str | None = None  # the request's person's extraction test, in a line
     forms: dict[str, FormSummary] = {}
 
 

@@ -76,11 +76,15 @@ def _probe_pair(before: ProbeSummary | None, after: ProbeSummary | None, after_r
     rows = list(zip(_FIGURES, _figures(before), _figures(after)))
     scores = list(dict.fromkeys([*(before.auc if before else {}), *(after.auc if after else {})]))
     rows += [(f"AUC {SCORE_LABELS.get(s, s)} [95% CI]", _auc(before, s), _auc(after, s)) for s in scores]
+    if any(s is not None and s.generation for s in (before, after)):
+        rows.append(("generations (extraction)", *(s.generation or "—" if s else "—" for s in (before, after))))
     for form in dict.fromkeys([*(before.forms if before else {}), *(after.forms if after else {})]):
         served = [s.forms.get(form) if s else None for s in (before, after)]
         label = "after relearning on retained records" if form == "relearned" else f"served as {form}"
         rows.append((f"{label}: flagged", *(f"{len(f.flagged)} of {f.records}" if f else "—" for f in served)))
         rows.append((f"{label}: AUC ratio", *(_auc(f, "ratio") for f in served)))
+        if any(f is not None and f.generation for f in served):
+            rows.append((f"{label}: generations", *(f.generation or "—" if f else "—" for f in served)))
     drawn = list(dict.fromkeys([*(before.distributions if before else {}), *(after.distributions if after else {})]))
     charts = [distribution_chart(score, [("before", before.distributions.get(score) if before else None),
                                          ("after", after.distributions.get(score) if after else None)])

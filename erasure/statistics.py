@@ -109,6 +109,28 @@ def form_flags(report: ProbeReport, record_ids: Collection[str],
             tuple(name for name, ids in by_form.items() if ids))
 
 
+def leaked_people(report: ProbeReport) -> dict[str, list[str]]:
+    """Person label -> the forms (as in `form_flags`) whose generations gave away their identifiers or
+    secrets beyond the held-out people's chance rate (unlearning.probes.extraction)."""
+    leaked: dict[str, list[str]] = {}
+    for name, variant in report.variants().items():
+        for label, extraction in variant.extraction.items():
+            if extraction.leaked:
+                leaked.setdefault(label, []).append(name or report.dtype)
+    return leaked
+
+
+def still_flagged(report: ProbeReport, scope: Sequence[str], family: int,
+                  people: Mapping[str, tuple] | None) -> tuple[str, ...]:
+    """Scope records a probe report still flags (Holm over the run, in any form), and the records of every
+    person whose generations still give them away (`people`: label -> (record ids, ...); all the scope's
+    records when the people are not known). For escalation."""
+    flagged = set(form_flags(report, set(scope), family)[0])
+    for label in leaked_people(report):
+        flagged |= set(people[label][0]) if people and label in people else set(scope)
+    return tuple(rid for rid in scope if rid in flagged)
+
+
 def family_tests(reports: Iterable[tuple[str, str, ProbeReport, Collection[str]]]) -> dict[tuple[str, str, str], float]:
     """(phase, adapter, record) -> p-value over (phase, adapter, probe report, records) of every request;
     a record two requests share counts once."""

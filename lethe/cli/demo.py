@@ -177,7 +177,7 @@ def _erase_customers(settings: Settings, graph, corpus, plan, customer: dict, se
     keyring = Keyring.open(settings.state_dir)
     registry = KeyRegistry.load(keyring.registry_path)
     console.print(_queue_table(customers, outcomes, steps, registry))
-    _print_probes_and_remedy(first, customer, len(ids))
+    _print_probes_and_remedy(first, customer, len(ids), ids[0])
     console.print(_false_alarm_line(steps))
     erased = sum(o.verdict and o.verdict["status"] == "erased" for o in outcomes)
     console.print(f"[bold]9.[/] {erased} of {len(outcomes)} verdicts erased, each attestation checked offline (table above):")
@@ -185,12 +185,13 @@ def _erase_customers(settings: Settings, graph, corpus, plan, customer: dict, se
     console.print(f"[bold]10.[/] reports: {outcomes[0].report} (one per request)")
 
 
-def _print_probes_and_remedy(first: RunSteps, customer: dict, requests: int) -> None:
+def _print_probes_and_remedy(first: RunSteps, customer: dict, requests: int, request_id: str) -> None:
     """The memorized customer's probes before, the one remedy, and the probes after (all the run's records)."""
     for adapter_id, report in first.probe_before.adapters.items():
         console.print(f"    before, customer #{customer['index']}: {len(report.flagged)} of "
                       f"{len(report.records)} records flagged on {adapter_id}; {_evidence(report)}")
         console.print(_forms_line(report))
+        console.print(_generations_line(report, request_id, customer))
     for remedy in first.remedy.remedies:
         retain = remedy.utility["retain"].relative_change if "retain" in remedy.utility else None
         console.print(f"[bold]8.[/] one remedy for all {requests} requests: {remedy.method} ({remedy.kind}), "
@@ -201,6 +202,7 @@ def _print_probes_and_remedy(first: RunSteps, customer: dict, requests: int) -> 
         console.print(f"    after, all {n} records on {adapter_id}: {len(report.flagged)} flagged at the per-record "
                       f"threshold (by chance about {n * alpha:.1f} of {n}); {_evidence(report)}")
         console.print(_forms_line(report))
+        console.print(_generations_line(report, request_id, customer))
 
 
 def _forms_line(report) -> str:
@@ -212,6 +214,25 @@ def _forms_line(report) -> str:
         line += (f"; after relearning ({report.relearning.steps} steps on {report.relearning.retain_records} "
                  f"retained records, {report.relearning.seconds:.1f} s) {len(report.relearned.flagged)} flagged")
     return line
+
+
+def _generations_line(report, request_id: str, customer: dict) -> str:
+    """What the customer's prompts made the adapter say, in every probed form, against held-out people."""
+    parts = []
+    for name, variant in report.variants().items():
+        found = variant.extraction.get(request_id)
+        if found is not None:
+            p = found.person
+            hits = ", ".join(f"{kind} {n}" for kind, n in sorted(p.hits.items())) or "nothing"
+            parts.append(f"{name or 'as trained'} {p.leaking_samples} of {p.samples} ({p.leaking_greedy} greedy: "
+                         f"{hits}){' LEAKED' if found.leaked else ''}")
+    if not parts:
+        return "      generations: not run"
+    chance = next(iter(v.extraction[request_id] for v in report.variants().values()
+                       if request_id in v.extraction)).chance
+    return (f"      generations of customer #{customer['index']}'s prompts giving away their identifiers or secrets: "
+            + "; ".join(parts) + f" (held-out people: {chance.counts.leaking_samples} of {chance.counts.samples} "
+            f"samples of {chance.counts.people} people)")
 
 
 def _false_alarm_line(steps: list[RunSteps]) -> str:

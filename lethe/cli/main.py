@@ -237,7 +237,8 @@ def probe(
                                                   "(default: the one in the adapter's manifest)"),
     alpha: float = typer.Option(0.01, min=1e-6, max=0.5, help="false-flag rate per record"),
     exposure: bool = typer.Option(True, help="test the secrets Presidio finds in the records for exposure"),
-    generate: bool = typer.Option(True, help="sample generations and scan them for the owners' identifiers"),
+    generate: bool = typer.Option(True, help="generate from the records' prefixes and identity prompts and scan for "
+                                              "the owners' identifiers and secrets, against held-out people"),
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the scoring pass: for large jobs "
                                                                   "on a GPU (compiling takes minutes)"),
     form: list[str] = typer.Option([], help="also probe the adapter as served in this form (repeatable): bf16, "
@@ -259,7 +260,7 @@ def probe(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(report.model_dump_json(indent=1) + "\n", encoding="utf-8")
         console.print(f"report written to {out}")
-    if any(r.flagged for r in report.variants().values()):
+    if any(r.flagged or any(x.leaked for x in r.extraction.values()) for r in report.variants().values()):
         raise typer.Exit(EXIT_BLOCKED)
 
 

@@ -94,13 +94,17 @@ class NeedleSet:
 
     def find(self, text: str) -> list[Hit]:
         """The needles found in `text` (each at most once)."""
+        return [Hit(n.kind, n.form, n.strong, n.key) for n in self.found(text)]
+
+    def found(self, text: str) -> list[Needle]:
+        """The needles themselves found in `text` (each at most once; in memory only: they hold values)."""
         flat, starts, ends = _reduce(text)
         hits = []
         for needle in self.needles:
             at = flat.find(needle.reduced)
             while at >= 0:
                 if at in starts and at + len(needle.reduced) in ends:
-                    hits.append(Hit(needle.kind, needle.form, needle.strong, needle.key))
+                    hits.append(needle)
                     break
                 at = flat.find(needle.reduced, at + 1)
         return hits

@@ -285,7 +285,7 @@ def test_probe_refuses_bad_scope_and_holdout(probe_model):
 def test_generation_is_seeded_and_batched(probe_model):
     prompts = prefix_prompts(probe_model.tokenizer, dict(zip(["a", "b"], TEXTS[:2])), 8)
     prompts += identity_prompts(["Jane Roe"])
-    assert [p.kind for p in prompts].count("identity") == 4 and prompts[0].record_id == "a"
+    assert [p.kind for p in prompts].count("identity") == 5 and prompts[0].record_id == "a"
     kwargs = dict(samples_per_prompt=2, max_new_tokens=12, seed=5, batch_size=4)
     first = generate_samples(probe_model.model, probe_model.tokenizer, prompts, **kwargs)
     again = generate_samples(probe_model.model, probe_model.tokenizer, prompts, **kwargs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from unlearning.probes.extraction import ExtractionReport
 from unlearning.relearn import RelearnFacts
 
 RELEARNED = "relearned"  # the variant name of the probe after the relearning fine-tune
@@ -34,8 +35,12 @@ class ProbeConfig(BaseModel):
     max_secrets_per_record: int = Field(2, ge=0, le=64, description="secret spans tested per record, most "
                                                                       "digits first (each costs 2 x candidates)")
     bootstrap_resamples: int = Field(1000, ge=100, le=100_000, description="for the AUC interval")
-    generate: bool = Field(True, description="run the generation probes")
-    samples_per_prompt: int = Field(4, ge=1, le=1024)
+    generate: bool = Field(True, description="run the generation probes (extraction by generation)")
+    samples_per_prompt: int = Field(4, ge=0, le=1024, description="sampled continuations per prompt, besides "
+                                                                  "the greedy one")
+    generation_token_budget: int = Field(4096, ge=1, le=10_000_000, description="new tokens generated per "
+                                         "person per probed form: fewer samples, then fewer prompts beyond it")
+    holdout_people: int = Field(8, ge=0, le=10_000, description="held-out people prompted for the chance rate")
     max_new_tokens: int = Field(48, ge=1, le=4096)
     prefix_tokens: int = Field(16, ge=1, le=4096, description="record prefix length of the prefix prompts")
     temperature: float = Field(1.0, gt=0.0, le=10.0)
@@ -122,7 +127,7 @@ class ShardReferenceReport(BaseModel):
 
 
 class GenerationReport(BaseModel):
-    """What the sampled generations gave away: counts only, never the generated text."""
+    """What the sampled generations gave away (run folders written before extraction reports)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -153,9 +158,13 @@ class ProbeReport(BaseModel):
     records: list[RecordProbe]
     flagged: list[str]
     auc: dict[str, AucReport]
-    generation: GenerationReport | None
+    generation: GenerationReport | None = None  # older run folders; now `extraction`
+    # Extraction by generation (unlearning.probes.extraction): each judged person's report, by their label
+    # (a request id in erasures); counts only.
+    extraction: dict[str, ExtractionReport] = {}
     notes: list[str]
     seconds: float
+    generation_seconds: float = 0.0  # of `seconds`: the extraction test (generation, scans, search)
     # The same probe of each served form of the adapter (by form name), each calibrated on its own holdout
     # scores under that form; empty for a form's own report, and when only the adapter as trained was probed.
     forms: dict[str, ProbeReport] = {}

@@ -6,8 +6,8 @@ import hashlib
 import json
 import threading
 import time
-from collections import Counter, OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +19,8 @@ from unlearning.forms import ServedForm, load_served_model
 from unlearning.probes.calibration import (SCORES, auc_with_ci, calibrated_p_value, holdout_summary,
                                            record_p_values, score_values, threshold)
 from unlearning.probes.exposure import SecretSpan, candidate_values, exposure_of
-from unlearning.probes.generation import generate_samples, identity_prompts, prefix_prompts
-from unlearning.probes.report import (AucReport, ExposureReport, GenerationReport, ProbeConfig, ProbeReport,
-                                      PValueReport, RecordProbe)
+from unlearning.probes.extraction import ChanceRate, ExtractionPlan, run_extraction
+from unlearning.probes.report import AucReport, ExposureReport, ProbeConfig, ProbeReport, PValueReport, RecordProbe
 from unlearning.probes.scoring import (RecordScores, Spans, masked_tokens, pad_token_id, score_texts,
                                        score_token_sequences, scored_target_masks, text_token_ids)
 from unlearning.runtime import compute_dtype, select_device
@@ -29,10 +28,6 @@ from unlearning.runtime import compute_dtype, select_device
 __all__ = ["ProbeModel", "holdout_false_flag_rate", "open_probe_model", "probe_adapter", "probe_forms", "probe_shards"]
 
 ADAPTER_MANIFEST = "lethe_manifest.json"
-# Scans generated samples; returns, per sample, the identifier kinds of the subject found in it.
-SampleScanner = Callable[[list[str]], list[set[str]]]
-# Max cosine of any sample to each scope record (semantic regurgitation).
-Regurgitation = Callable[[list[str]], dict[str, float]]
 
 
 class ProbeModel:
@@ -181,24 +176,16 @@ def _exposures(pm: ProbeModel, text: str, spans: Sequence[SecretSpan], config: P
     return out
 
 
-def _generation(pm: ProbeModel, scope: Mapping[str, str], names: Sequence[str], config: ProbeConfig,
-                scan: SampleScanner | None, regurgitation: Regurgitation | None) -> tuple[GenerationReport, dict]:
-    prompts = prefix_prompts(pm.tokenizer, dict(scope), config.prefix_tokens) + identity_prompts(names)
-    samples = generate_samples(pm.model, pm.tokenizer, prompts, samples_per_prompt=config.samples_per_prompt,
-                               max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                               top_p=config.top_p, seed=config.generation_seed, batch_size=config.batch_size)
-    texts = [prompts[s.prompt].text + s.text for s in samples]
-    leaks, leaking = Counter(), Counter()
-    if scan is not None and texts:
-        for sample, kinds in zip(samples, scan(texts)):
-            leaks.update(kinds)
-            if kinds:
-                leaking[prompts[sample.prompt].kind] += 1
-    # Only the generated part is compared: a prefix prompt already holds the start of its record.
-    cosines = regurgitation([s.text for s in samples]) if regurgitation is not None and samples else {}
-    report = GenerationReport(prompts=dict(Counter(p.kind for p in prompts)), samples=len(samples),
-                              leaks=dict(leaks), leaking_prompts=dict(leaking))
-    return report, cosines
+def _extraction(pm: ProbeModel, plan: ExtractionPlan, config: ProbeConfig):
+    """The extraction test of the plan's people; the held-out people's chance rate is kept per model and
+    settings (every request of a run probes the same adapter against the same held-out people)."""
+    settings = ("chance", _model_key(pm), tuple(p.label for p in plan.holdout), plan.embed is not None,
+                config.generation_token_budget, config.samples_per_prompt, config.max_new_tokens,
+                config.prefix_tokens, config.temperature, config.top_p, config.generation_seed, config.batch_size)
+    chance: ChanceRate | None = _SCORES.get(settings)
+    reports, cosines, chance = run_extraction(pm.model, pm.tokenizer, plan, config, chance)
+    _SCORES.put(settings, chance)
+    return reports, cosines
 
 
 def _check_scope_and_holdout(scope: Mapping[str, str], holdout: Mapping[str, str]) -> None:
@@ -273,8 +260,7 @@ def _scoring_notes(ids: Sequence[str], texts: Sequence[str], scores: Sequence[Re
 
 def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str, str],
                   config: ProbeConfig | None = None, *, secrets: Mapping[str, Sequence[SecretSpan]] | None = None,
-                  identity_names: Sequence[str] = (), scan_samples: SampleScanner | None = None,
-                  regurgitation: Regurgitation | None = None, people: Mapping[str, str] | None = None,
+                  extraction: ExtractionPlan | None = None, people: Mapping[str, str] | None = None,
                   scored_spans: Mapping[str, Spans] | None = None) -> ProbeReport:
     """Score the scope records and the holdout under the adapter, calibrate, and report (ids only, no text).
 
@@ -282,6 +268,7 @@ def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str
     resamples people, then their texts, since one person's records are not independent draws. Records
     missing from it count as people of their own. It is read in memory only: the report keeps counts.
     `scored_spans` maps a text to the character spans its scores count (a chat record's assistant turns).
+    `extraction`: whom to prompt and how to find their identifiers (with `config.generate`).
     """
     config = config or ProbeConfig()
     started = time.perf_counter()
@@ -294,9 +281,10 @@ def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str
     scope_scores, held_scores = scores[:len(scope)], scores[len(scope):]
     held_values = {spec.name: score_values(held_scores, spec) for spec in SCORES}
     limit = threshold(config.alpha)
-    generation, cosines = None, {}
-    if config.generate and (scan_samples is not None or regurgitation is not None):
-        generation, cosines = _generation(pm, scope, identity_names, config, scan_samples, regurgitation)
+    extracted, cosines, generating = {}, {}, time.perf_counter()
+    if config.generate and extraction is not None:
+        extracted, cosines = _extraction(pm, extraction, config)
+    generating = time.perf_counter() - generating
     records = _record_probes(pm, scope, scope_scores, held_values, limit, config, secrets, cosines)
     auc = _auc(scope, holdout, by_text, held_values, people, config)
     return ProbeReport(
@@ -306,8 +294,9 @@ def probe_adapter(pm: ProbeModel, scope: Mapping[str, str], holdout: Mapping[str
         per_score_threshold=limit, scores=[s.name for s in SCORES], holdout_ids=len(holdout),
         holdout_stats={name: holdout_summary(v) for name, v in held_values.items()},
         holdout_false_flag_rate=holdout_false_flag_rate(held_scores, config.alpha), records=records,
-        flagged=[r.record_id for r in records if r.flagged], auc=auc, generation=generation,
-        notes=_scoring_notes(ids, texts, scores, config, scored_spans), seconds=time.perf_counter() - started)
+        flagged=[r.record_id for r in records if r.flagged], auc=auc, extraction=extracted,
+        notes=_scoring_notes(ids, texts, scores, config, scored_spans), seconds=time.perf_counter() - started,
+        generation_seconds=generating)
 
 
 def probe_shards(base_model_dir: Path, shard_dirs: Sequence[Path], scope_shard: Mapping[str, int],
