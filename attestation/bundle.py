@@ -17,7 +17,7 @@ from typing import Sequence
 
 from attestation.checkpoint import parse_checkpoint
 from attestation.dsse import Envelope
-from attestation.encoding import b64decode_strict, b64encode, canonical_json, loads_canonical
+from attestation.encoding import b64decode_strict, b64encode, canonical_json, loads_canonical, read_input_file
 from attestation.errors import InputError, LogError
 from attestation.keys import SigningKey
 from attestation.statement import Statement, sign_statement
@@ -82,11 +82,7 @@ class Bundle:
     @classmethod
     def load(cls, path: Path) -> Bundle:
         """Read a bundle file."""
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read attestation bundle {path}: {exc.strerror}") from exc
-        return cls.from_json(data)
+        return cls.from_json(read_input_file(path, "attestation bundle"))
 
 
 def _exact(raw: object, fields: set[str], where: str) -> None:

@@ -13,6 +13,7 @@ import json
 import re
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from attestation.errors import InputError
@@ -50,6 +51,21 @@ class JsonLimitExceeded(ValueError):
         super().__init__(kind)
         self.kind = kind
 
+    def describe(self, what: str, max_depth: int, reader: str) -> str:
+        """The error for people: `what` broke which limit, and that no `reader` input does ("attestation")."""
+        if self.kind == "digits":
+            return (f"{what} holds a number longer than {sys.get_int_max_str_digits()} digits; no {reader} field "
+                    "takes one")
+        return f"{what} nests objects or arrays deeper than {max_depth} levels; no {reader} file does"
+
+
+def read_input_file(path: Path, what: str) -> bytes:
+    """A file's bytes; an unreadable one is an InputError naming `what` and why."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
 
 def loads_within(text: str | bytes, max_depth: int, **options) -> Any:
     """json.loads, refusing nesting deeper than `max_depth` or a number longer than Python converts with
@@ -83,11 +99,7 @@ def loads_strict(data: bytes | str, what: str) -> Any:
     except InputError as exc:
         raise InputError(f"{what}: {exc}") from exc
     except JsonLimitExceeded as exc:
-        if exc.kind == "digits":
-            raise InputError(f"{what} holds a number longer than {sys.get_int_max_str_digits()} digits; no "
-                             "attestation field takes one") from None
-        raise InputError(f"{what} nests objects or arrays deeper than {MAX_JSON_DEPTH} levels; no attestation "
-                         "file does") from None
+        raise InputError(exc.describe(what, MAX_JSON_DEPTH, "attestation")) from None
 
 
 def json_depth(value: Any) -> int:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from attestation.encoding import (b64decode_strict, b64encode, canonical_json, format_utc, loads_strict,
-                                  parse_utc, require_utc, sha256_hex)
+                                  parse_utc, read_input_file, require_utc, sha256_hex)
 from attestation.errors import InputError, KeyRegistryError
 
 REGISTRY_FORMAT = "lethe-key-registry/v1"
@@ -264,8 +264,4 @@ class KeyRegistry:
     @classmethod
     def load(cls, path: Path) -> KeyRegistry:
         """Read a registry file."""
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read key registry {path}: {exc.strerror}") from exc
-        return cls.from_json(data, f"key registry {path}")
+        return cls.from_json(read_input_file(path, "key registry"), f"key registry {path}")

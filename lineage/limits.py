@@ -6,7 +6,6 @@ figures are in the README's "Limits and file modes"; change them together.
 
 from __future__ import annotations
 
-import sys
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,11 +39,7 @@ def loads_json_bounded(text: str | bytes, what: str, *, max_depth: int = MAX_JSO
     try:
         return loads_within(text, max_depth, **options)
     except JsonLimitExceeded as exc:
-        if exc.kind == "digits":
-            raise InputLimitError(f"{what} holds a number longer than {sys.get_int_max_str_digits()} digits; "
-                                  "no field of Lethe's takes one") from None
-        raise InputLimitError(f"{what} nests objects or arrays deeper than {max_depth} levels; "
-                              "Lethe reads no such documents") from None
+        raise InputLimitError(exc.describe(what, max_depth, "Lethe")) from None
 
 
 def read_bounded(handle: IO[bytes], what: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> bytes:

@@ -2,21 +2,17 @@
 person and for held-out people (the chance rate); a leak after an approximate remedy turns the verdict.
 
 Real Neo4j, Dagster's trained pipeline, peft, Presidio, the MiniLM embedder and FAISS. The approximate method
-here is built to leave the adapter as it was (its weights scaled by 0.999): its subject is the verdict, not
-forgetting.
+here is built to fail (like tests/erasure/quantization_fragile.py): it "forgets" by training a fresh adapter on
+the forget texts, so the adapter it leaves says the person's secrets; its subject is the verdict.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-
-import torch
-from safetensors.torch import load_file, save_file
 
 from attestation import KeyRegistry, verify_bundle
 from erasure.engine import file_and_scope, run_requests, step_results
@@ -26,32 +22,31 @@ from lethe.wiring import erasure_context
 from unlearning.base_model import model_dir_sha256
 from unlearning.methods.base import MethodConfig, MethodKind, RemedyInput, RemedyOutcome
 from unlearning.methods.registry import MethodSpec, register_method, unregister_method
+from unlearning.training import LoraTrainingConfig, train_lora_adapter
 
-NAME = "keeps_what_it_knew"
-WEIGHTS = "adapter_model.safetensors"
-
-
-class KeepsConfig(MethodConfig):
-    scale: float = 0.999
+NAME = "rehearses"
 
 
-def _keep(config: KeepsConfig, remedy: RemedyInput, on_step=None) -> RemedyOutcome:
-    """A copy of the served adapter with its weights scaled by `scale`: changed, and still memorizing."""
+class RehearseConfig(MethodConfig):
+    epochs: int = 30
+
+
+def _rehearse(config: RehearseConfig, remedy: RemedyInput, on_step=None) -> RemedyOutcome:
+    """A fresh adapter trained on the forget texts only (the opposite of forgetting)."""
     started = time.perf_counter()
     out = Path(remedy.out_dir)
-    shutil.copytree(remedy.adapter_dir, out)
-    tensors = {k: v * config.scale for k, v in load_file(out / WEIGHTS).items()}
-    save_file({k: v.contiguous().to(torch.float32) for k, v in tensors.items()}, out / WEIGHTS)
+    trained = train_lora_adapter(remedy.base_model_dir, list(remedy.forget.values()),
+                                 LoraTrainingConfig(epochs=config.epochs), out)
     manifest = {**dict(remedy.manifest or {}), "remedy_method": NAME}
     (out / "lethe_manifest.json").write_text(json.dumps(manifest, sort_keys=True), encoding="utf-8")
     return RemedyOutcome(method=NAME, kind=MethodKind.APPROXIMATE, config=config.model_dump(mode="json"),
-                         adapter_dir=out, adapter_sha256=model_dir_sha256(out), steps=1, losses=[0.0],
-                         seconds=time.perf_counter() - started, details={})
+                         adapter_dir=out, adapter_sha256=model_dir_sha256(out), steps=trained.steps,
+                         losses=list(trained.losses), seconds=time.perf_counter() - started, details={})
 
 
 @contextlib.contextmanager
 def _registered():
-    register_method(MethodSpec(NAME, MethodKind.APPROXIMATE, KeepsConfig, _keep))
+    register_method(MethodSpec(NAME, MethodKind.APPROXIMATE, RehearseConfig, _rehearse))
     try:
         yield
     finally:
@@ -66,7 +61,7 @@ def _memorized_customer(pipeline, corpus) -> dict:
     return next(c for c in corpus.truth["customers"] if set(c["record_ids"]) & set(canaries))
 
 
-def test_an_approximate_remedy_whose_adapter_still_says_the_secret_is_not_erased(scratch_pipeline, shared_pipeline):
+def test_an_approximate_remedy_whose_adapter_says_the_secret_is_not_erased(scratch_pipeline, shared_pipeline):
     settings, graph = scratch_pipeline["settings"], scratch_pipeline["graph"]
     customer = _memorized_customer(scratch_pipeline, shared_pipeline.corpus)
     intake = ErasureIntake.model_validate({
@@ -81,10 +76,11 @@ def test_an_approximate_remedy_whose_adapter_still_says_the_secret_is_not_erased
     [before] = steps.probe_before.adapters.values()
     [after] = steps.probe_after.adapters.values()
     said_before, said_after = before.extraction[request.id], after.extraction[request.id]
-    print("before", said_before.model_dump_json(), "after", said_after.model_dump_json(), sep="\n")
-    assert said_before.leaked and said_before.person.leaking_greedy >= 1, said_before
-    assert said_after.leaked, said_after
-    assert said_before.chance.counts.people >= 2 and said_before.chance.rate < 0.05
+    # Before: the served adapter is the mean of 4 shard adapters, and keeps a quarter of what the customer's shard
+    # learned; its generations are counted, whatever they give away.
+    assert said_before.person.greedy >= 1 and said_before.chance.counts.people >= 2
+    assert said_after.leaked and said_after.person.leaking_greedy >= 1, said_after
+    assert said_after.chance.rate < 0.05, said_after.chance
     assert outcome.verdict["status"] == "incomplete"
     assert any(r.startswith("generations of ") and "give away" in r for r in outcome.verdict["reasons"]), outcome.verdict
     registry = KeyRegistry.load(settings.state_dir / "attestation" / "registry.json")
