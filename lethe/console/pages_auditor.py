@@ -24,12 +24,11 @@ from lethe.api.routes_legal import RequestId
 from lethe.api.routes_log import latest_checkpoint_of, open_log
 from lethe.api.services import Services, ServicesDep
 from lethe.console.rendering import REPORT_CSP, render
-from lethe.console.routing import ConsoleRoute, page_for
-from lineage.limits import MAX_DOCUMENT_BYTES, InputLimitError, read_bounded
+from lethe.console.routing import ConsoleError, ConsoleRoute, page_for
+from lethe.console.uploads import VERIFY_PATH, too_large_message
+from lineage.limits import InputLimitError, read_bounded
 
 AUDITOR = page_for(Role.AUDITOR)
-VERIFY_PATH = "/console/auditor/verify"
-VERIFY_MAX_BYTES = 2 * MAX_DOCUMENT_BYTES + 2**20  # a bundle and a registry, each within Lethe's document limit
 
 
 def _download(data: bytes, filename: str) -> Response:
@@ -53,8 +52,8 @@ async def _read_upload(upload: UploadFile | None, what: str) -> bytes | None:
         return None
     try:
         return read_bounded(upload.file, what)
-    except InputLimitError as exc:
-        raise HTTPException(413, str(exc)) from None
+    except InputLimitError:
+        raise ConsoleError(413, too_large_message(VERIFY_PATH)) from None
 
 
 def _verification(svc: Services, bundle: bytes, registry: bytes | None) -> tuple[VerificationReport | None, str]:
