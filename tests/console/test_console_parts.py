@@ -172,3 +172,18 @@ def test_a_form_over_its_limit_is_a_console_page_with_the_role_and_the_api_keeps
             "Authorization": f"Bearer {tokens[Role.LEGAL]}", "Content-Type": "application/json"})
         assert api.status_code == 413 and api.headers["content-type"] == "application/json", api.text[:200]
         assert api.json() == {"detail": "the body is over 1 MiB; an erasure request is a few identifiers"}
+
+
+def test_before_the_first_attestation_the_registry_is_missing_alike_in_the_api_and_the_console(client):
+    client, tokens, _ = client
+    api = client.get("/v1/keys", headers={"Authorization": f"Bearer {tokens[Role.AUDITOR]}"})
+    missing = "no key registry yet: it is created with the signing keys at the first attestation"
+    assert api.status_code == 404 and api.json() == {"detail": missing}
+    _sign_in(client, tokens[Role.AUDITOR])
+    download = client.get("/console/auditor/keys.json")
+    assert download.status_code == 404 and download.headers["content-type"].startswith("text/html")
+    assert missing in download.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/console/auditor/verify").text).group(1)
+    body, kind = _multipart(csrf, 10)
+    verify = client.post("/console/auditor/verify", content=body, headers={"Content-Type": kind})
+    assert verify.status_code == 404 and f"{missing}; upload the registry the signer published" in verify.text
