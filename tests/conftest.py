@@ -145,6 +145,15 @@ def pipeline(shared_pipeline: SharedPipeline):
         yield built
 
 
+@pytest.fixture(scope="session")
+def coalesced(shared_pipeline) -> dict:
+    """Two customers' requests run together into one remedy on a copy of the trained pipeline, once a session
+    (tests/erasure_support.py): the requests, what the filing answered, the outcomes, and the snapshot after it."""
+    from tests.erasure_support import run_coalesced
+
+    return run_coalesced(shared_pipeline)
+
+
 @pytest.fixture
 def scratch_pipeline(shared_pipeline: SharedPipeline):
     """The trained pipeline, for a test that changes it: the state folder and graph are put back after it."""

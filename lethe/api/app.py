@@ -17,7 +17,7 @@ from lethe.api.errors import install_error_handlers
 from lethe.api.headers import install_security_headers
 from lethe.api.schemas import Health
 from lethe.api.services import Services
-from lethe.console.mount import LARGER_BODIES, install_console
+from lethe.console.mount import LARGER_BODIES, TOO_LARGE_PAGES, install_console
 from lethe.settings import Settings
 from lineage.local_files import private_dir, restrict_umask
 
@@ -47,12 +47,12 @@ def create_app(settings: Settings, tokens: TokenStore | None = None) -> FastAPI:
         svc.close()
 
     # No /docs or /redoc (they load scripts from a CDN): the OpenAPI document is at /openapi.json. No slash
-    # redirects (they would answer before the token is checked). Bodies over 1 MiB are a 413 (headers.py).
+    # redirects (they would answer before the token is checked). Bodies over 1 MiB are a 413 (headers.py; a page under /console).
     app = FastAPI(title="Lethe erasure API", version="1", description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.services = svc
     install_error_handlers(app)
-    install_security_headers(app, larger=LARGER_BODIES)
+    install_security_headers(app, larger=LARGER_BODIES, pages=TOO_LARGE_PAGES)
     for module in (routes_legal, routes_auditor, routes_log, routes_engineer):
         app.include_router(module.build_router())
     install_console(app)  # the web pages under /console, on the same services, tokens and roles

@@ -70,13 +70,19 @@ def build_router() -> APIRouter:
                 responses={**_document("the key registry"), **responses.NOT_YET})
     def key_registry(svc: ServicesDep) -> Response:
         """The key registry (public keys, purposes, validity windows) that signatures resolve in."""
-        path = KeyringPaths.under(svc.state_dir).registry
-        if not path.is_file():
-            raise HTTPException(404, "no key registry yet: it is created with the signing keys at the first "
-                                     "attestation")
-        return Response(path.read_bytes(), media_type="application/json")
+        return Response(registry_file(svc).read_bytes(), media_type="application/json")
 
     return router
+
+
+def registry_file(svc: Services, instead: str = "") -> pathlib.Path:
+    """This server's key registry; 404 before the first attestation (which creates it), with what to do `instead`
+    when the caller has another way."""
+    path = KeyringPaths.under(svc.state_dir).registry
+    if not path.is_file():
+        raise HTTPException(404, "no key registry yet: it is created with the signing keys at the first "
+                                 "attestation" + (f"; {instead}" if instead else ""))
+    return path
 
 
 def run_file(svc: Services, request_id: str, name: str, missing: str) -> pathlib.Path:

@@ -16,20 +16,18 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, Response, Upl
 from attestation import (AttestationError, KeyRegistry, VerificationReport, verify_checkpoint,
                          verify_checkpoint_consistency, verify_document)
 from attestation.encoding import b64encode
-from erasure.keyring import KeyringPaths
 from erasure.reporting import register
 from lethe.api.auth import Role
-from lethe.api.routes_auditor import NOT_REPORTED, run_file
+from lethe.api.routes_auditor import NOT_REPORTED, registry_file, run_file
 from lethe.api.routes_legal import RequestId
 from lethe.api.routes_log import latest_checkpoint_of, open_log
 from lethe.api.services import Services, ServicesDep
 from lethe.console.rendering import REPORT_CSP, render
-from lethe.console.routing import ConsoleRoute, page_for
-from lineage.limits import MAX_DOCUMENT_BYTES, InputLimitError, read_bounded
+from lethe.console.routing import ConsoleError, ConsoleRoute, page_for
+from lethe.console.uploads import VERIFY_PATH, too_large_message
+from lineage.limits import InputLimitError, read_bounded
 
 AUDITOR = page_for(Role.AUDITOR)
-VERIFY_PATH = "/console/auditor/verify"
-VERIFY_MAX_BYTES = 2 * MAX_DOCUMENT_BYTES + 2**20  # a bundle and a registry, each within Lethe's document limit
 
 
 def _download(data: bytes, filename: str) -> Response:
@@ -41,11 +39,7 @@ def _registry(svc: Services, uploaded: bytes | None) -> KeyRegistry:
     """The uploaded registry, else this server's (as `lethe attest verify` defaults to the machine's own)."""
     if uploaded:
         return KeyRegistry.from_json(uploaded, "the uploaded key registry")
-    path = KeyringPaths.under(svc.state_dir).registry
-    if not path.is_file():
-        raise HTTPException(404, "this server has no key registry yet (it is made at the first attestation): "
-                                 "upload the registry the signer published")
-    return KeyRegistry.load(path)
+    return KeyRegistry.load(registry_file(svc, instead="upload the registry the signer published"))
 
 
 async def _read_upload(upload: UploadFile | None, what: str) -> bytes | None:
@@ -53,8 +47,8 @@ async def _read_upload(upload: UploadFile | None, what: str) -> bytes | None:
         return None
     try:
         return read_bounded(upload.file, what)
-    except InputLimitError as exc:
-        raise HTTPException(413, str(exc)) from None
+    except InputLimitError:
+        raise ConsoleError(413, too_large_message(VERIFY_PATH)) from None
 
 
 def _verification(svc: Services, bundle: bytes, registry: bytes | None) -> tuple[VerificationReport | None, str]:
@@ -114,11 +108,7 @@ def bundle_download(request_id: RequestId, svc: ServicesDep) -> Response:
 
 
 def key_registry(svc: ServicesDep) -> Response:
-    path = KeyringPaths.under(svc.state_dir).registry
-    if not path.is_file():
-        raise HTTPException(404, "no key registry yet: it is created with the signing keys at the first "
-                                 "attestation")
-    return _download(path.read_bytes(), "lethe-key-registry.json")
+    return _download(registry_file(svc).read_bytes(), "lethe-key-registry.json")
 
 
 def verify_form(request: Request) -> Response:

@@ -4,7 +4,8 @@ A page declares its role with `**page_for(Role.X)` (or `page_for(ANY)` for sign-
 sign-in); `ConsoleRoute` refuses to build a page without one. Before the page runs, the session cookie is
 looked up and the token behind it asked for its role: no session is a redirect to the sign-in page (a form
 sent without one is a 401 page), another role is a 403 page worded as the API's 403, and a POST whose form
-lacks the session's CSRF token is a 403 page. Lethe's errors become pages with the API's status and message.
+lacks the session's CSRF token is a 403 page. Lethe's errors become pages with the API's status and message; a
+body over its limit, a 413 page naming the limit (`lethe.console.uploads`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lethe.api.auth import Caller, Role
 from lethe.api.errors import STATUS_OF, public_detail, safe_loc, status_for
 from lethe.console.rendering import error_page
 from lethe.console.sessions import SESSION_COOKIE, Session, SessionStore
+from lethe.console.uploads import too_large_message
 
 PAGE_ROLE = "x-lethe-console-role"
 ANY, PUBLIC = "any", "public"  # any signed-in role (sign-out); anyone (sign-in, the stylesheet)
@@ -98,8 +100,9 @@ async def _admit(request: Request, role: str) -> Response | None:
 def _answer_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ConsoleError):
         return error_page(request, exc.status, exc.message)
-    if isinstance(exc, HTTPException):
-        return error_page(request, exc.status_code, str(exc.detail))
+    if isinstance(exc, HTTPException):  # 413: a body that passed its limit while it streamed in (BodyLimit)
+        detail = too_large_message(request.url.path) if exc.status_code == 413 else str(exc.detail)
+        return error_page(request, exc.status_code, detail)
     if isinstance(exc, RequestValidationError):  # a malformed request id in the address: named, not echoed
         where = "; ".join(f"{'.'.join(map(str, safe_loc(e.get('loc', ()))))}: {e.get('msg', 'invalid')}"
                           for e in exc.errors()[:20])

@@ -86,6 +86,25 @@ def test_an_uploaded_bundle_is_verified_check_by_check_and_a_tampered_one_fails_
         assert garbage["bundle"][0] == "FAIL" and "NOT VERIFIED (InputError" in tab.page.locator("#verdict").inner_text()
 
 
+def test_a_bundle_over_the_upload_limit_is_answered_with_a_console_page_naming_the_limit(console, browser,
+                                                                                      screenshots, tmp_path):
+    with Tab(browser, console, screenshots, Role.AUDITOR) as tab:
+        for name, size in (("over-the-file-limit", 17 * 2**20), ("over-the-form-limit", 40 * 2**20)):
+            big = tmp_path / f"{name}.json"  # sparse: a path, not a buffer, so Chromium reads it from the disk
+            with big.open("wb") as handle:
+                handle.truncate(size)
+            tab.open("/console/auditor/verify")
+            tab.page.get_by_label("Attestation bundle").set_input_files(big)
+            with tab.page.expect_navigation() as sent:
+                tab.page.get_by_role("button", name="Verify").click()
+            assert sent.value.status == 413 and tab.page.title() == "Too large · Lethe console"
+            message = tab.page.locator(".problems").inner_text()
+            assert "up to 16 MiB each" in message and "Nothing of it was read or kept" in message, message
+            tab.check(f"auditor-verify-{name}")  # the console's layout, with the role
+            tab.page.get_by_role("link", name="Back to your pages").click()
+            assert tab.page.url.endswith("/console/auditor")
+
+
 def test_the_log_shows_its_checkpoint_and_proves_consistency_from_an_older_one(console, browser, screenshots):
     bundle = json.loads((request_dir(console["settings"].state_dir, console["attested"])
                          / "attestation.bundle.json").read_bytes())

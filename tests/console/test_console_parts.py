@@ -123,3 +123,67 @@ def test_the_demo_ends_with_the_consoles_address_and_a_working_token_per_role(tm
         assert store.authenticate(tokens[role]) is None  # the next demo run revoked them
         assert store.authenticate(again[role]).role is role
     assert len(store) == 3
+
+
+def _multipart(csrf: str, size: int) -> tuple[bytes, str]:
+    """A verify form's body with a bundle file of `size` bytes, and its content type."""
+    head = (f'--b0undary\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{csrf}\r\n--b0undary\r\n'
+            'Content-Disposition: form-data; name="bundle"; filename="big.bundle.json"\r\n'
+            "Content-Type: application/json\r\n\r\n").encode()
+    return head + b" " * size + b"\r\n--b0undary--\r\n", "multipart/form-data; boundary=b0undary"
+
+
+def _streamed(body: bytes):
+    """The body in 1 MiB pieces with no Content-Length (chunked), so only its stream can pass the limit."""
+    return (body[i:i + 2**20] for i in range(0, len(body), 2**20))
+
+
+def _assert_too_large_page(answer, role: str | None, limit: str) -> str:
+    assert answer.status_code == 413 and answer.headers["content-type"].startswith("text/html"), answer.text[:200]
+    assert "default-src 'none'" in answer.headers["content-security-policy"]
+    html = answer.text
+    assert "<title>Too large · Lethe console</title>" in html and 'href="/console/static/console.css"' in html
+    shown = re.search(r'id="role">([a-z]+)<', html)
+    assert (shown.group(1) if shown else None) == role
+    message = re.search(r'<p class="problems" role="alert">([^<]+)</p>', html).group(1)
+    assert f"up to {limit}" in message or f"more than {limit}" in message, message
+    assert "Nothing" in message and "again" in message, message  # nothing kept, and what to do
+    return message
+
+
+def test_a_form_over_its_limit_is_a_console_page_with_the_role_and_the_api_keeps_its_json(client):
+    client, tokens, _ = client
+    _sign_in(client, tokens[Role.AUDITOR])
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/console/auditor/verify").text).group(1)
+    for size in (17 * 2**20, 34 * 2**20):  # a file over 16 MiB in an allowed body (read); a body over 33 MiB (unread)
+        body, kind = _multipart(csrf, size)
+        answer = client.post("/console/auditor/verify", content=body, headers={"Content-Type": kind})
+        message = _assert_too_large_page(answer, "auditor", "16 MiB")
+        assert "attestation bundle" in message
+    streamed = client.post("/console/auditor/verify", content=_streamed(body), headers={"Content-Type": kind})
+    assert "content-length" not in streamed.request.headers
+    assert _assert_too_large_page(streamed, "auditor", "16 MiB") == message
+    client.cookies.clear()  # signed out: the same page, with no role and a way to sign in
+    signed_out = client.post("/console/legal/file", data={"note": "x" * 2**21})
+    _assert_too_large_page(signed_out, None, "1 MiB")
+    assert 'href="/console/sign-in"' in signed_out.text
+    for content in (b"{" + b" " * 2**21 + b"}", _streamed(b"{" + b" " * 2**21 + b"}")):
+        api = client.post("/v1/requests", content=content, headers={
+            "Authorization": f"Bearer {tokens[Role.LEGAL]}", "Content-Type": "application/json"})
+        assert api.status_code == 413 and api.headers["content-type"] == "application/json", api.text[:200]
+        assert api.json() == {"detail": "the body is over 1 MiB; an erasure request is a few identifiers"}
+
+
+def test_before_the_first_attestation_the_registry_is_missing_alike_in_the_api_and_the_console(client):
+    client, tokens, _ = client
+    api = client.get("/v1/keys", headers={"Authorization": f"Bearer {tokens[Role.AUDITOR]}"})
+    missing = "no key registry yet: it is created with the signing keys at the first attestation"
+    assert api.status_code == 404 and api.json() == {"detail": missing}
+    _sign_in(client, tokens[Role.AUDITOR])
+    download = client.get("/console/auditor/keys.json")
+    assert download.status_code == 404 and download.headers["content-type"].startswith("text/html")
+    assert missing in download.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/console/auditor/verify").text).group(1)
+    body, kind = _multipart(csrf, 10)
+    verify = client.post("/console/auditor/verify", content=body, headers={"Content-Type": kind})
+    assert verify.status_code == 404 and f"{missing}; upload the registry the signer published" in verify.text

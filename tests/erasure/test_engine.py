@@ -1,7 +1,8 @@
 """Erasure requests end to end on the Dagster pipeline's adapter: real Neo4j, Dagster, peft, Presidio, FAISS.
 
 Each test starts from a copy of the session's trained pipeline (tests/conftest.py): two requests coalesced
-into one remedy (each attested; run once, its end state kept as a snapshot for the tests that read it), a
+into one remedy (each attested; run once a session, its end state kept as a snapshot for the tests that read it:
+`coalesced` in tests/conftest.py, shared with the console's end-to-end test), a
 request whose run is killed with SIGKILL during the remedy and run again, and a remedy that fails before its
 lineage commit.
 """
@@ -14,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -23,9 +23,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from attestation import Bundle, KeyRegistry, verify_bundle
 from attestation.encoding import b64decode_strict
 from erasure.engine import file_and_scope, run_requests, step_results
-from erasure.requests import ErasureIntake, list_requests
+from erasure.requests import list_requests
 from lethe.wiring import erasure_context
 from lineage.content_store import ContentStore
+from tests.erasure_support import intake, served_adapters, trained_customers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,40 +35,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def corpus(shared_pipeline):
     """The demo corpus the session's pipeline trained on (tests/conftest.py: `shared_pipeline`)."""
     return shared_pipeline.corpus
-
-
-def trained_customers(pipeline, corpus) -> list[dict]:
-    plan = pipeline["train"].output_for_node("dataset_version")
-    trained = {rid for s in plan.shards for rid, _ in s.records}
-    return [c for c in corpus.truth["customers"] if len(set(c["record_ids"]) & trained) >= 3]
-
-
-def intake(customer: dict, key: str, received_at: datetime | None = None) -> ErasureIntake:
-    return ErasureIntake.model_validate({
-        "identifiers": {"email": customer["email"], "name": customer["name"]}, "regime": "gdpr",
-        "received_at": received_at or datetime.now(timezone.utc), "requester": "legal-team",
-        "idempotency_key": key})
-
-
-def served_adapters(graph) -> list[dict]:
-    return graph.read("MATCH (a:Adapter)-[:DEPLOYED_TO]->(:Deployment) RETURN a.id AS id, a.state AS state")
-
-
-@pytest.fixture(scope="module")
-def coalesced(shared_pipeline):
-    """Two customers' requests (the first filed twice) run together on a copy of the trained pipeline; what the
-    filing answered, the outcomes, and a snapshot of the state folder and graph after the run."""
-    with shared_pipeline.at(shared_pipeline.trained, scratch=True) as pipeline:
-        settings, graph = pipeline["settings"], pipeline["graph"]
-        first, second = trained_customers(pipeline, shared_pipeline.corpus)[:2]
-        now = datetime.now(timezone.utc)
-        a, new = file_and_scope(erasure_context(settings, graph), intake(first, "case-1", now - timedelta(hours=2)))
-        again, new_again = file_and_scope(erasure_context(settings, graph), intake(first, "case-1", now - timedelta(hours=2)))
-        b, _ = file_and_scope(erasure_context(settings, graph), intake(second, "case-2", now - timedelta(hours=1)))
-        old = served_adapters(graph)
-        outcomes = run_requests(erasure_context(settings, graph), [a.id, b.id])
-    return {"requests": (a, b), "filed": (new, new_again, again), "old": old, "outcomes": outcomes,
-            "snapshot": shared_pipeline.take("coalesced")}
 
 
 @pytest.fixture
