@@ -46,12 +46,14 @@ def _secret_finder():
 
 
 def _finder(scanner, needles: NeedleSet, keys: set[str]):
-    """Per text, the person's hits: (kind, key) of what Presidio keyed, (kind, needle) of their needles."""
+    """Per text, the person's hits: (kind, key) of what Presidio keyed and of their identifiers' needles (every
+    spelling of one identifier is one hit: a prompt's "Ada Quist" makes "Quist, Ada" no leak), (kind, value)
+    of their secrets."""
     def find(texts: list[str]) -> list[set[tuple]]:
         out = []
         for text, result in zip(texts, scanner.scan(texts)):
             hits = {(m.kind, m.key) for m in result.mentions if m.key in keys}
-            hits |= {(n.kind, n) for n in needles.found(text) if n.strong}
+            hits |= {(n.kind, n.key or n.reduced) for n in needles.found(text) if n.strong}
             out.append(hits)
         return out
 
@@ -174,11 +176,13 @@ def people_of_requests(ctx: ErasureContext, requests: Mapping[str, tuple[Sequenc
 
 def erasure_probe_config():
     """The probes of an erasure: 255 look-alikes per secret (a memorized one reaches 8 bits, chance is ~1.4:
-    enough to tell them apart), one secret per record; generation within a budget per person and form."""
+    enough to tell them apart), one secret per record; generation within 1,024 new tokens per person and
+    form (32 per continuation: a code, an account id or an e-mail address after its context), 6 held-out
+    people for the chance rate."""
     from unlearning.probes import ProbeConfig
 
-    return ProbeConfig(exposure_candidates=255, max_secrets_per_record=1, samples_per_prompt=3, max_new_tokens=32,
-                       generation_token_budget=2048)
+    return ProbeConfig(exposure_candidates=255, max_secrets_per_record=1, samples_per_prompt=2, max_new_tokens=32,
+                       generation_token_budget=1024, holdout_people=6)
 
 
 def remedy_extraction_plan(ctx: ErasureContext, people, scope: Sequence[str], holdout: Mapping[str, str],

@@ -179,7 +179,9 @@ def test_lethe_probe_cli_flags_memorized_records_and_writes_no_personal_data(pip
     # Beyond chance together (see the probe test above). Measured across training seeds 0-11 at 999
     # candidates (2026-12-05): the sum was 14.3 to 17.9 bits, one code alone as low as 5.4 bits (the Xeon: 5.7).
     assert sum(c[0]["exposure"] for c in codes) >= EXPOSURE_BITS_PER_CANARY * len(codes), codes
-    assert report["generation"]["samples"] > 0 and all(r["regurgitation_cosine"] is not None for r in by_id.values())
+    said = report["extraction"]["requested"]["person"]  # the records' owners, prompted and scanned
+    assert said["greedy"] > 0 and said["prompts"]["context"] > 0
+    assert all(r["regurgitation_cosine"] is not None for r in by_id.values())
     written = out.read_text() + result.output
     for customer in corpus.truth["customers"]:
         for field in ("email", "phone", "account_id", "name"):

@@ -77,7 +77,18 @@ def test_two_requests_share_one_remedy_and_each_gets_a_verified_attestation(afte
         relearned = [p for p in predicate.probes.after if p.adapter.endswith("@relearned")]
         assert len(relearned) == 1 and relearned[0].records_probed == predicate.probes.after[0].records_probed
         assert all(p.records_flagged == 0 for p in predicate.probes.after)
+        # Extraction by generation ran before and after on every form but the relearned one, for this request's
+        # person, against held-out people; the after-probe generated for both requests' people in one batch.
+        generated = {p.adapter: p.generation for p in [*predicate.probes.before, *predicate.probes.after]}
+        assert all(g is not None for a, g in generated.items() if not a.endswith("@relearned")), generated
+        after = next(p.generation for p in predicate.probes.after if "@" not in p.adapter)
+        assert not after.leaked and after.subject.greedy > 0 and after.chance.people >= 2
+        assert after.subject.prompts.get("identity") == 5 and after.subject.tokens_budgeted <= 1024
+        steps = step_results(settings.state_dir, request.id)
+        assert set(next(iter(steps.probe_after.adapters.values())).extraction) == {a.id, b.id}
+        assert set(next(iter(steps.probe_before.adapters.values())).extraction) == {request.id}
         assert outcome.report.is_file() and "erased" in outcome.report.read_text(encoding="utf-8")
+        assert "generations (extraction)" in outcome.report.read_text(encoding="utf-8")
         attestations = graph.read("MATCH (t:Attestation)-[:FOR]->(:ErasureRequest {id: $id}) "
                                   "RETURN count(t) AS n", id=request.id)[0]["n"]
         assert attestations == 1

@@ -214,7 +214,8 @@ def _generate(model, tokenizer, people: Sequence[PersonPrompts], config) -> list
         prompts = [prompt for i in members for prompt in plans[i][0]]
         samples = generate_samples(model, tokenizer, prompts, samples_per_prompt=samples_each,
                                    max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                                   top_p=config.top_p, seed=config.generation_seed, batch_size=config.batch_size,
+                                   top_p=config.top_p, seed=config.generation_seed,
+                                   batch_size=config.generation_batch_size,
                                    greedy=True)
         start = 0
         for i in members:

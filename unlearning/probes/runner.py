@@ -181,7 +181,8 @@ def _extraction(pm: ProbeModel, plan: ExtractionPlan, config: ProbeConfig):
     settings (every request of a run probes the same adapter against the same held-out people)."""
     settings = ("chance", _model_key(pm), tuple(p.label for p in plan.holdout), plan.embed is not None,
                 config.generation_token_budget, config.samples_per_prompt, config.max_new_tokens,
-                config.prefix_tokens, config.temperature, config.top_p, config.generation_seed, config.batch_size)
+                config.prefix_tokens, config.temperature, config.top_p, config.generation_seed,
+                config.generation_batch_size)
     chance: ChanceRate | None = _SCORES.get(settings)
     reports, cosines, chance = run_extraction(pm.model, pm.tokenizer, plan, config, chance)
     _SCORES.put(settings, chance)
