@@ -121,3 +121,14 @@ def test_budgeted_tokens_are_recorded(memorized):
     assert counts.prompts == {"context": 2, "identity": 5, "prefix": 1}
     assert counts.tokens_budgeted == config.generation_token_budget
     assert counts.greedy == 8 and counts.sampled == 8
+
+
+def test_a_chat_record_is_prompted_with_its_user_turns_and_a_secret_with_its_context():
+    from unlearning.probes.extraction import context_prompts
+    from unlearning.probes.generation import prefix_prompts
+
+    chat = "user: my code is lost, I am Ada Quist\nassistant: Your recovery code is 7731-5520-8812."
+    [prompt] = prefix_prompts(None, {"c": chat}, 16, {"c": chat.index("Your")})
+    assert prompt.text == chat[:chat.index("Your")] and prompt.record_id == "c"  # the user turn, up to the answer
+    contexts = context_prompts({"c": chat, "d": chat}, {"c": [chat.index("7731")], "d": [chat.index("7731")]})
+    assert [p.text for p in contexts] == [chat[:chat.index("7731")].rstrip()]  # one distinct context, once
