@@ -26,12 +26,17 @@ class BatchRejectedError(LineageError):
         )
 
 
+def lines_shown(lines: list[tuple[int, str]], most: int = 10) -> str:
+    """The first `most` (line, record id) pairs of a batch, for an error message."""
+    return ", ".join(f"line {line} (id {rid!r})" for line, rid in lines[:most])
+
+
 class ContentConflictError(LineageError):
     """A record id already in the graph arrives with different content."""
 
     def __init__(self, conflicts: list[tuple[int, str]]):
         self.conflicts = conflicts
-        shown = ", ".join(f"line {line} (id {rid!r})" for line, rid in conflicts[:10])
+        shown = lines_shown(conflicts)
         super().__init__(
             f"{len(conflicts)} record id(s) already exist with different content: {shown}. "
             "Record ids are immutable: give changed records a new id. Nothing was written."
@@ -55,7 +60,7 @@ class ErasedContentError(LineageError):
 
     def __init__(self, lines: list[tuple[int, str]]):
         self.lines = lines
-        shown = ", ".join(f"line {line} (id {rid!r})" for line, rid in lines[:10])
+        shown = lines_shown(lines)
         super().__init__(
             f"{len(lines)} record(s) match erased records (same id or same content hash): {shown}. "
             "They may come from a stale snapshot or backup. Remove them, or pass --skip-erased to "
