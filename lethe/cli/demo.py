@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -165,9 +166,11 @@ def _erase_customers(settings: Settings, graph, corpus, plan, customer: dict, se
                   f"one per fictitious customer: #{customer['index']}, whose canary ticket was trained on, and "
                   f"{len(requests) - 1} others drawn from the same shard")
     ids = [r.id for r in requests]
+    started = time.perf_counter()
     with console.status("engine: blast radius → probe → retrain the affected shard → probe → erase → attest…") as s:
         outcomes = run_requests(wiring.erasure_context(settings, graph), ids,
                                 on_event=lambda rid, what: s.update(f"{rid}: {what}…"))
+    engine_seconds = time.perf_counter() - started
     steps = [step_results(settings.state_dir, rid) for rid in ids]
     first = steps[0]
     blast = first.blast_radius
@@ -179,6 +182,7 @@ def _erase_customers(settings: Settings, graph, corpus, plan, customer: dict, se
     console.print(_queue_table(customers, outcomes, steps, registry))
     _print_probes_and_remedy(first, customer, len(ids), ids[0])
     console.print(_false_alarm_line(steps))
+    console.print(_generation_cost_line(steps, engine_seconds))
     erased = sum(o.verdict and o.verdict["status"] == "erased" for o in outcomes)
     console.print(f"[bold]9.[/] {erased} of {len(outcomes)} verdicts erased, each attestation checked offline (table above):")
     console.print(f"    lethe attest verify {outcomes[0].bundle} --keys {keyring.registry_path}")
@@ -233,6 +237,16 @@ def _generations_line(report, request_id: str, customer: dict) -> str:
     return (f"      generations of customer #{customer['index']}'s prompts giving away their identifiers or secrets: "
             + "; ".join(parts) + f" (held-out people: {chance.counts.leaking_samples} of {chance.counts.samples} "
             f"samples of {chance.counts.people} people)")
+
+
+def _generation_cost_line(steps: list[RunSteps], engine_seconds: float) -> str:
+    """What extraction by generation added to the run: its seconds in every probe (each request's before, the
+    shared after), per request, and as a share of the engine's run."""
+    reports = [r for done in steps for r in done.probe_before.adapters.values()]
+    reports += list({id(r): r for r in (r for done in steps[:1] for r in done.probe_after.adapters.values())}.values())
+    seconds = sum(v.generation_seconds for r in reports for v in r.variants().values())
+    return (f"    extraction by generation took {seconds:.0f} s of the engine's {engine_seconds:.0f} s "
+            f"({seconds / max(engine_seconds, 1e-9):.0%}), {seconds / max(1, len(steps)):.1f} s per request")
 
 
 def _false_alarm_line(steps: list[RunSteps]) -> str:
