@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from scipy.stats import binom
+from scipy.stats import fisher_exact
 
 from lethe.demo.corpus import generate_corpus
 from lineage.pii.identity_match import NeedleSet, identifier_needles, secret_needle
 from unlearning.probes import ProbeConfig, open_probe_model
-from unlearning.probes.extraction import ExtractionPlan, PersonPrompts, binomial_tail, budgeted, run_extraction
+from unlearning.probes.extraction import ExtractionPlan, PersonPrompts, budgeted, leak_p_value, run_extraction
 from unlearning.probes.generation import Prompt
 from unlearning.training import LoraTrainingConfig, train_lora_adapter
 
@@ -71,7 +71,7 @@ def test_a_memorized_secret_comes_back_in_greedy_generation_beyond_chance(memori
     # is the rest of it, account and recovery code; the held-out people's samples give nothing away.
     assert ada.person.leaking_greedy >= 1 and {"account", "secret"} & set(ada.person.hits), ada.person
     assert chance.counts.people == HELD_OUT and chance.counts.leaking_samples == 0 and chance.rate == 0.0
-    assert ada.leaked and ada.p_value == 0.0
+    assert ada.leaked and ada.person.leaking_samples >= 3, ada
     dumped = ada.model_dump_json()
     assert "Quist" not in dumped and "4471" not in dumped and "7731" not in dumped
     assert set(json.loads(dumped)) == {"person", "chance", "p_value", "alpha", "leaked", "notes"}
@@ -101,14 +101,17 @@ def test_the_budget_cuts_samples_first_then_prompts():
     assert budgeted(prompts, 1, 3, 32)[0] == prompts[:1]  # one greedy prompt at least
 
 
-@pytest.mark.parametrize(("k", "n", "rate"), [(1, 40, 0.01), (3, 40, 0.05), (0, 10, 0.2), (10, 10, 0.5),
-                                              (5, 300, 0.004)])
-def test_the_binomial_tail_is_exact(k, n, rate):
-    assert binomial_tail(k, n, rate) == pytest.approx(binom.sf(k - 1, n, rate), rel=1e-9)
+@pytest.mark.parametrize(("k", "n", "k_held", "n_held"), [(1, 24, 0, 157), (3, 24, 0, 157), (2, 40, 3, 200),
+                                                           (0, 10, 2, 50), (10, 10, 0, 30), (5, 300, 1, 120)])
+def test_the_leak_test_is_fishers_exact_test(k, n, k_held, n_held):
+    expected = fisher_exact([[k, n - k], [k_held, n_held - k_held]], alternative="greater").pvalue
+    assert leak_p_value(k, n, k_held, n_held) == pytest.approx(expected, rel=1e-9)
 
 
-def test_with_no_leak_among_held_out_people_any_leak_counts():
-    assert binomial_tail(1, 40, 0.0) == 0.0 and binomial_tail(0, 40, 0.0) == 1.0
+def test_one_leaking_sample_is_not_enough_and_three_are():
+    """The demo's figures: 24 samples of a person against 157 of 6 held-out people with no leak among them."""
+    assert leak_p_value(1, 24, 0, 157) > 0.1  # a guessed e-mail address in one sample: no verdict on its own
+    assert leak_p_value(3, 24, 0, 157) < 0.01 / 4  # a secret back in three samples: beyond chance per form
 
 
 def test_budgeted_tokens_are_recorded(memorized):
