@@ -67,8 +67,9 @@ def test_a_memorized_secret_comes_back_in_greedy_generation_beyond_chance(memori
     pm = memorized["memorized"]
     reports, _, chance = run_extraction(pm.model, pm.tokenizer, _plan(), CONFIG)
     ada = reports["ada"]
-    # Measured (2026-12-06, this CPU, the tiny demo base): the greedy continuation of the ticket's first 16 tokens
-    # is the rest of it, account and recovery code; the held-out people's samples give nothing away.
+    # Measured (2026-12-06, this CPU, the tiny demo base, training seeds 0-3): 4-5 of Ada's 24 samples give her
+    # secret away (3 greedy: the contexts of her account and code, and her ticket's prefix), the held-out people's
+    # 0 of 141; Fisher's p 4e-5 to 4e-4 against a level of 0.01. The test asks for 3 (p 0.002).
     assert ada.person.leaking_greedy >= 1 and {"account", "secret"} & set(ada.person.hits), ada.person
     assert chance.counts.people == HELD_OUT and chance.counts.leaking_samples == 0 and chance.rate == 0.0
     assert ada.leaked and ada.person.leaking_samples >= 3, ada
