@@ -127,7 +127,7 @@ def leak_p_value(leaking: int, samples: int, held_leaking: int, held_samples: in
 def budgeted(prompts: Sequence[Prompt], budget: int, samples_per_prompt: int,
              max_new_tokens: int) -> tuple[list[Prompt], int]:
     """The prompts and sampled continuations per prompt that fit `budget` new tokens, with one greedy
-    continuation each: fewer samples first, then fewer prompts (identity prompts come first)."""
+    continuation each: fewer samples first, then fewer prompts (from the end: record prefixes go first)."""
     samples = samples_per_prompt
     while samples > 0 and len(prompts) * max_new_tokens * (1 + samples) > budget:
         samples -= 1
