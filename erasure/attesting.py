@@ -129,10 +129,8 @@ def generation_summary(report: ProbeReport, person: str) -> dict | None:
     found = report.extraction.get(person)
     if found is None:
         return None
-    side = ("people", "prompts", "greedy", "sampled", "tokens_budgeted", "leaking_samples", "leaking_greedy", "hits",
-            "max_cosine", "near_duplicates")
-    return {"subject": found.person.model_dump(include=set(side)),
-            "chance": found.chance.counts.model_dump(include=set(side)), "chance_rate": found.chance.rate,
+    return {"subject": found.person.model_dump(), "chance": found.chance.model_dump(),
+            "chance_rate": found.chance.leak_rate,
             "p_value": min(1.0, found.p_value), "alpha": found.alpha, "leaked": found.leaked}
 
 

@@ -22,7 +22,7 @@ from lineage.content_store import ContentStore
 from lineage.pii.identity_match import NeedleSet, identifier_needles, secret_needle
 from lineage.store import queries
 
-__all__ = ["Person", "erasure_probe_config", "extraction_plan", "holdout_people", "owners_as_person", "people_of_requests",
+__all__ = ["Person", "extraction_plan", "holdout_people", "owners_as_person", "people_of_requests",
            "remedy_extraction_plan", "subject_kinds"]
 
 NAME_KINDS = ("name", "email")  # what fills an identity prompt, in this order
@@ -172,17 +172,6 @@ def people_of_requests(ctx: ErasureContext, requests: Mapping[str, tuple[Sequenc
     keys of their identity."""
     return [Person(label, tuple(r for r in records if r in trained), dict(keys))
             for label, (records, keys) in requests.items() if any(r in trained for r in records)]
-
-
-def erasure_probe_config():
-    """The probes of an erasure: 255 look-alikes per secret (a memorized one reaches 8 bits, chance is ~1.4:
-    enough to tell them apart), one secret per record; generation within 1,024 new tokens per person and
-    form (32 per continuation: a code, an account id or an e-mail address after its context), 6 held-out
-    people for the chance rate."""
-    from unlearning.probes import ProbeConfig
-
-    return ProbeConfig(exposure_candidates=255, max_secrets_per_record=1, samples_per_prompt=2, max_new_tokens=32,
-                       generation_token_budget=1024, holdout_people=6)
 
 
 def remedy_extraction_plan(ctx: ErasureContext, people, scope: Sequence[str], holdout: Mapping[str, str],

@@ -20,8 +20,8 @@ from lineage.content_store import ContentStore
 from lineage.errors import NotFoundError
 from lineage.store import GraphStore, queries
 
-__all__ = ["ProbeRequest", "adapter_dataset_version", "adapter_loss_on", "chat_turns", "probe_records",
-           "record_texts", "scored_spans", "secret_spans"]
+__all__ = ["ProbeRequest", "adapter_dataset_version", "adapter_loss_on", "chat_turns", "erasure_probe_config",
+           "probe_records", "record_texts", "scored_spans", "secret_spans"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,17 @@ def people_of(graph: GraphStore, record_ids: Sequence[str]) -> dict[str, str]:
     """Record id → the person it belongs to (its owner's subject key; the smallest when shared), for the AUC's
     interval; records without an owner are left out (each counts as a person of its own)."""
     return {rid: min(keys) for rid, keys in queries.record_owners(graph, record_ids).items() if keys}
+
+
+def erasure_probe_config():
+    """The probes of an erasure: 255 look-alikes per secret (a memorized one reaches 8 bits, chance is ~1.4:
+    enough to tell them apart), one secret per record; generation within 1,024 new tokens per person and
+    form (32 per continuation: a code, an account id or an e-mail address after its context), 6 held-out
+    people for the chance rate."""
+    from unlearning.probes import ProbeConfig
+
+    return ProbeConfig(exposure_candidates=255, max_secrets_per_record=1, samples_per_prompt=2, max_new_tokens=32,
+                       generation_token_budget=1024, holdout_people=6)
 
 
 def probe_records(ctx: ErasureContext, request: ProbeRequest, config=None):

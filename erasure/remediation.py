@@ -23,9 +23,9 @@ from pathlib import Path
 
 from erasure.context import ErasureContext, RemedyCommitted
 from erasure.errors import ConfigurationError
-from erasure.probing import chat_turns, people_of, record_texts, scored_spans, secret_spans
+from erasure.probing import chat_turns, erasure_probe_config, people_of, record_texts, scored_spans, secret_spans
 from erasure.remedy_lineage import affected_shard_adapters, delete_weights, write_remedy_lineage
-from erasure.extraction import erasure_probe_config, remedy_extraction_plan
+from erasure.extraction import remedy_extraction_plan
 from erasure.statistics import form_flags, leaked_people, still_flagged
 from lineage.dataset import DatasetPlan, derive_without
 from lineage.errors import NotFoundError
@@ -211,7 +211,7 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
     holdout = _texts(ctx, [rid for rid, _ in derived.holdout if rid not in named])
     kept = sorted(rid for s in derived.shards for rid, _ in s.records)
     retain = _texts(ctx, kept[:: max(1, len(kept) // RETAIN_SAMPLE)][:RETAIN_SAMPLE])
-    probe_config = probe_config or erasure_probe_config()  # erasure.extraction
+    probe_config = probe_config or erasure_probe_config()
     secrets, people = secret_spans(forget), people_of(ctx.graph, [*forget, *holdout])
     # Chat records are scored on what their fine-tune's loss taught (the assistant turns, or every message).
     spans = scored_spans(ctx.open_content(), {**forget, **holdout},

@@ -99,7 +99,7 @@ def generation_line(probe: ProbeReport, person: str) -> str | None:
     found = probe.extraction.get(person)
     if found is None:
         return None
-    p, chance = found.person, found.chance.counts
+    p, chance = found.person, found.chance
     gave = ", ".join(f"{kind} {n}" for kind, n in sorted(p.hits.items())) or "nothing"
     cosine = "" if p.max_cosine is None else f"; max cosine {p.max_cosine:.2f}, {p.near_duplicates} near-duplicates"
     return (f"{'LEAKED: ' if found.leaked else ''}{p.leaking_samples} of {p.samples} samples ({p.leaking_greedy} "

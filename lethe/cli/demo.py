@@ -235,8 +235,8 @@ def _generations_line(report, request_id: str, customer: dict) -> str:
     chance = next(iter(v.extraction[request_id] for v in report.variants().values()
                        if request_id in v.extraction)).chance
     return (f"      generations of customer #{customer['index']}'s prompts giving away their identifiers or secrets: "
-            + "; ".join(parts) + f" (held-out people: {chance.counts.leaking_samples} of {chance.counts.samples} "
-            f"samples of {chance.counts.people} people)")
+            + "; ".join(parts) + f" (held-out people: {chance.leaking_samples} of {chance.samples} "
+            f"samples of {chance.people} people)")
 
 
 def _generation_cost_line(steps: list[RunSteps], engine_seconds: float) -> str:

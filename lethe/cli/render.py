@@ -108,12 +108,10 @@ def probe_report(report) -> None:
         "holdout false-flag rate (leave-one-out)": f"{report.holdout_false_flag_rate:.3f}",
         "AUC, nll ratio, vs holdout": f"{auc.value:.2f} [{auc.ci_low:.2f}, {auc.ci_high:.2f}]",
     }
-    for label, x in report.extraction.items():
-        summary[f"generations ({label})"] = (
-            f"{x.person.leaking_samples} of {x.person.samples} samples give away "
-            f"{', '.join(sorted(x.person.hits)) or 'nothing'} ({x.person.leaking_greedy} greedy); held-out "
-            f"people: {x.chance.counts.leaking_samples} of {x.chance.counts.samples}; p = {x.p_value:.2g}"
-            + (" [bold red]leaked[/]" if x.leaked else ""))
+    from erasure.report_builder import generation_line
+
+    for label in report.extraction:
+        summary[f"generations ({label})"] = generation_line(report, label)
     console.print(counts_table("Summary", summary))
     if report.forms:
         console.print(counts_table("Served forms (each calibrated on its own holdout scores)", {

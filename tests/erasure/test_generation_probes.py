@@ -82,9 +82,9 @@ def test_an_approximate_remedy_whose_adapter_says_the_secret_is_not_erased(scrat
     said_before, said_after = before.extraction[request.id], after.extraction[request.id]
     # Before: the served adapter is the mean of 4 shard adapters, and keeps a quarter of what the customer's shard
     # learned; its generations are counted, whatever they give away.
-    assert said_before.person.greedy >= 1 and said_before.chance.counts.people >= 2
+    assert said_before.person.greedy >= 1 and said_before.chance.people >= 2
     assert said_after.leaked and said_after.person.leaking_greedy >= 1, said_after
-    assert said_after.chance.rate < 0.05, said_after.chance
+    assert said_after.chance.leak_rate < 0.05, said_after.chance
     assert outcome.verdict["status"] == "incomplete"
     assert any(r.startswith("generations of ") and "give away" in r for r in outcome.verdict["reasons"]), outcome.verdict
     registry = KeyRegistry.load(settings.state_dir / "attestation" / "registry.json")

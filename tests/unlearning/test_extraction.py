@@ -71,7 +71,7 @@ def test_a_memorized_secret_comes_back_in_greedy_generation_beyond_chance(memori
     # secret away (3 greedy: the contexts of her account and code, and her ticket's prefix), the held-out people's
     # 0 of 141; Fisher's p 4e-5 to 4e-4 against a level of 0.01. The test asks for 3 (p 0.002).
     assert ada.person.leaking_greedy >= 1 and {"account", "secret"} & set(ada.person.hits), ada.person
-    assert chance.counts.people == HELD_OUT and chance.counts.leaking_samples == 0 and chance.rate == 0.0
+    assert chance.people == HELD_OUT and chance.leaking_samples == 0 and chance.leak_rate == 0.0
     assert ada.leaked and ada.person.leaking_samples >= 3, ada
     dumped = ada.model_dump_json()
     assert "Quist" not in dumped and "4471" not in dumped and "7731" not in dumped

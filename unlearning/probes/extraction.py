@@ -29,13 +29,12 @@ from pydantic import BaseModel, ConfigDict
 
 from unlearning.probes.generation import Prompt, Sample, generate_samples, identity_prompts, prefix_prompts
 
-__all__ = ["ChanceRate", "ExtractionPlan", "ExtractionReport", "LeakCounts", "PersonPrompts", "leak_p_value",
+__all__ = ["ExtractionPlan", "ExtractionReport", "LeakCounts", "PersonPrompts", "leak_p_value",
            "budgeted", "chance_rate", "context_prompts", "run_extraction"]
 
 # A person's hits in each of many texts: per text, hashable hits (kind, which one); (kind, ...) tuples.
 Finder = Callable[[list[str]], list[Collection[tuple[Hashable, ...]]]]
 Embed = Callable[[list[str]], np.ndarray]  # unit-length sentence vectors, one row per text
-NEAR_DUPLICATE_COSINE = 0.75  # unlearning.search.near_duplicates.PARAPHRASE_THRESHOLD, measured there
 
 
 @dataclass(frozen=True)
@@ -81,15 +80,10 @@ class LeakCounts(BaseModel):
     def samples(self) -> int:
         return self.greedy + self.sampled
 
-
-class ChanceRate(BaseModel):
-    """The held-out people's rate of leaking samples: what the probe finds in people never trained on."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    counts: LeakCounts
-    rate: float
-    near_duplicate_rate: float
+    @property
+    def leak_rate(self) -> float:
+        """The share of samples that gave something away (of the held-out people's: the chance rate)."""
+        return self.leaking_samples / max(1, self.samples)
 
 
 class ExtractionReport(BaseModel):
@@ -98,7 +92,7 @@ class ExtractionReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     person: LeakCounts
-    chance: ChanceRate
+    chance: LeakCounts  # the held-out people's: what the probe finds in people never trained on
     p_value: float  # one-sided Fisher's exact test: the person's leaking samples vs the held-out people's
     alpha: float  # the per-test level: the probe's alpha over the caller's family
     leaked: bool
@@ -185,6 +179,8 @@ def _search(person: PersonPrompts, samples: Sequence[Sample],
 
 def _counts(prompts: Sequence[Prompt], samples: Sequence[Sample], leaks: Sequence[set], cosines: Sequence[float],
             tokens: int, people: int = 1) -> LeakCounts:
+    from unlearning.search.near_duplicates import PARAPHRASE_THRESHOLD
+
     return LeakCounts(
         people=people, prompts=dict(Counter(p.kind for p in prompts)), greedy=sum(s.greedy for s in samples),
         sampled=sum(not s.greedy for s in samples), tokens_budgeted=tokens,
@@ -192,7 +188,7 @@ def _counts(prompts: Sequence[Prompt], samples: Sequence[Sample], leaks: Sequenc
         leaking_greedy=sum(bool(hits) for s, hits in zip(samples, leaks) if s.greedy),
         hits=dict(Counter(kind for hits in leaks for kind in {str(h[0]) for h in hits})),
         max_cosine=max(cosines) if cosines else None,
-        near_duplicates=sum(c >= NEAR_DUPLICATE_COSINE for c in cosines))
+        near_duplicates=sum(c >= PARAPHRASE_THRESHOLD for c in cosines))
 
 
 def _merged(parts: Sequence[LeakCounts]) -> LeakCounts:
@@ -210,7 +206,10 @@ def _merged(parts: Sequence[LeakCounts]) -> LeakCounts:
                       near_duplicates=sum(p.near_duplicates for p in parts))
 
 
-def _generate(model, tokenizer, people: Sequence[PersonPrompts], config) -> list[tuple[list[Prompt], list[Sample], int]]:
+Generated = tuple[list[Prompt], list[Sample], int]  # a person's prompts, their samples, the tokens budgeted
+
+
+def _generate(model, tokenizer, people: Sequence[PersonPrompts], config) -> list[Generated]:
     """Every person's budgeted prompts and their samples (greedy, then sampled), generated in batches that
     mix people: one call per distinct number of samples per prompt (the same for all, unless a budget cut)."""
     plans = [budgeted(_prompts_of(tokenizer, p, config), config.generation_token_budget, config.samples_per_prompt,
@@ -224,12 +223,13 @@ def _generate(model, tokenizer, people: Sequence[PersonPrompts], config) -> list
                                    top_p=config.top_p, seed=config.generation_seed,
                                    batch_size=config.generation_batch_size,
                                    greedy=True)
-        start = 0
+        owner = [(i, n) for i in members for n in range(len(plans[i][0]))]  # batch prompt -> (person, own index)
+        mine: dict[int, list[Sample]] = {i: [] for i in members}
+        for s in samples:
+            person, index = owner[s.prompt]
+            mine[person].append(Sample(index, s.text, s.greedy))
         for i in members:
-            own = range(start, start + len(plans[i][0]))
-            mine = [Sample(s.prompt - start, s.text, s.greedy) for s in samples if s.prompt in own]
-            out[i] = (plans[i][0], mine, len(plans[i][0]) * (1 + samples_each) * config.max_new_tokens)
-            start += len(plans[i][0])
+            out[i] = (plans[i][0], mine[i], len(plans[i][0]) * (1 + samples_each) * config.max_new_tokens)
     return out
 
 
@@ -240,17 +240,16 @@ def _person_counts(person: PersonPrompts, generated, embed: Embed | None) -> tup
     return _counts(prompts, samples, _leaks(person, prompts, samples), per_sample, tokens), per_record
 
 
-def chance_rate(model, tokenizer, plan: ExtractionPlan, config) -> ChanceRate:
-    """The held-out people's leak rate under this model (the calibration of `run_extraction`)."""
+def chance_rate(model, tokenizer, plan: ExtractionPlan, config) -> LeakCounts:
+    """The held-out people's counts under this model (the calibration of `run_extraction`)."""
     generated = _generate(model, tokenizer, plan.holdout, config)
-    counts = _merged([_person_counts(p, g, plan.embed)[0] for p, g in zip(plan.holdout, generated)]) \
-        if plan.holdout else _counts([], [], [], [], 0, people=0)
-    n = max(1, counts.samples)
-    return ChanceRate(counts=counts, rate=counts.leaking_samples / n, near_duplicate_rate=counts.near_duplicates / n)
+    if not plan.holdout:
+        return _counts([], [], [], [], 0, people=0)
+    return _merged([_person_counts(p, g, plan.embed)[0] for p, g in zip(plan.holdout, generated)])
 
 
-def run_extraction(model, tokenizer, plan: ExtractionPlan, config,
-                   chance: ChanceRate | None = None) -> tuple[dict[str, ExtractionReport], dict[str, float], ChanceRate]:
+def run_extraction(model, tokenizer, plan: ExtractionPlan, config, chance: LeakCounts | None = None
+                   ) -> tuple[dict[str, ExtractionReport], dict[str, float], LeakCounts]:
     """Each judged person's report (by label), record id -> the highest cosine of a continuation to it, and
     the chance rate (computed unless given: it depends on the model and the held-out people only)."""
     chance = chance or chance_rate(model, tokenizer, plan, config)
@@ -259,11 +258,10 @@ def run_extraction(model, tokenizer, plan: ExtractionPlan, config,
     reports, cosines = {}, {}
     for person, made in zip(plan.people, generated):
         counts, closest = _person_counts(person, made, plan.embed)
-        p_value = leak_p_value(counts.leaking_samples, counts.samples, chance.counts.leaking_samples,
-                               chance.counts.samples)
+        p_value = leak_p_value(counts.leaking_samples, counts.samples, chance.leaking_samples, chance.samples)
         notes = []
-        if chance.counts.people < 2:
-            notes.append(f"the chance rate rests on {chance.counts.people} held-out person(s): raise the dataset "
+        if chance.people < 2:
+            notes.append(f"the chance rate rests on {chance.people} held-out person(s): raise the dataset "
                          "version's holdout")
         reports[person.label] = ExtractionReport(person=counts, chance=chance, p_value=p_value, alpha=level,
                                                  leaked=counts.leaking_samples > 0 and p_value < level, notes=notes)

@@ -19,7 +19,7 @@ from unlearning.forms import ServedForm, load_served_model
 from unlearning.probes.calibration import (SCORES, auc_with_ci, calibrated_p_value, holdout_summary,
                                            record_p_values, score_values, threshold)
 from unlearning.probes.exposure import SecretSpan, candidate_values, exposure_of
-from unlearning.probes.extraction import ChanceRate, ExtractionPlan, run_extraction
+from unlearning.probes.extraction import ExtractionPlan, LeakCounts, run_extraction
 from unlearning.probes.report import AucReport, ExposureReport, ProbeConfig, ProbeReport, PValueReport, RecordProbe
 from unlearning.probes.scoring import (RecordScores, Spans, masked_tokens, pad_token_id, score_texts,
                                        score_token_sequences, scored_target_masks, text_token_ids)
@@ -183,7 +183,7 @@ def _extraction(pm: ProbeModel, plan: ExtractionPlan, config: ProbeConfig):
                 config.generation_token_budget, config.samples_per_prompt, config.max_new_tokens,
                 config.prefix_tokens, config.temperature, config.top_p, config.generation_seed,
                 config.generation_batch_size)
-    chance: ChanceRate | None = _SCORES.get(settings)
+    chance: LeakCounts | None = _SCORES.get(settings)
     reports, cosines, chance = run_extraction(pm.model, pm.tokenizer, plan, config, chance)
     _SCORES.put(settings, chance)
     return reports, cosines
