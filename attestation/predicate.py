@@ -1,7 +1,6 @@
 """The erasure predicate v1 (https://lethe.dev/attestation/erasure/v1): what was erased, how, and the evidence.
 
-Lethe issues v2 (attestation.predicate_v2: this and the identity, sweeps, false-alarm control and training
-status); v1 bundles still verify.
+Lethe issues v2 (attestation.predicate_v2: this, identity, sweeps, false-alarm control, training); v1 verifies.
 
 Every field is required, even the optional ones (they must be given as null): a reader can tell
 "not measured" from "forgotten", and no default is ever filled in. Validators enforce policy that
@@ -185,6 +184,7 @@ class ProbeSummary(StrictModel):
     auc: AucEstimate | None
     records: list[RecordScore]
     generation: GenerationSummary | None = None  # optional: bundles issued before it existed still verify
+    shard_generations: dict[Name, GenerationSummary] = {}  # "shard <index>" -> the same test on that shard adapter
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -25,6 +25,7 @@ from lineage.models import Attestation, Edge
 from lineage.store import GraphStore, queries
 from lineage.store.writers import LineageWriter
 from lineage.training_runs import CODE_VERSION
+from unlearning.probes.extraction import ExtractionReport
 
 __all__ = ["attest", "build_predicate"]
 
@@ -124,9 +125,23 @@ def _for_adapter(flags: dict, adapter: str) -> dict[str, tuple[float, bool]] | N
     return {rid: v for (a, rid), v in flags.items() if a == adapter} if flags else None
 
 
-def generation_summary(report: ProbeReport, person: str) -> dict | None:
-    """The extraction test of one person (a request id) on one adapter or form, as the predicate carries it."""
-    found = report.extraction.get(person)
+def generation_fields(report: ProbeReport, person: str, key: str) -> tuple[dict, list[str]]:
+    """One person's (a request id's) extraction tests on one probe as the predicate's fields, with the shard
+    adapters' where the probe prompted them; and the reasons their leaks give (an after-probe's turn the
+    verdict). `key`: the adapter or form's name in the reasons."""
+    fields = {"generation": generation_summary(report.extraction.get(person))}
+    reasons = generation_reasons(fields["generation"], key)
+    if report.shard_extraction:
+        shards = {label: summary for label, reports in report.shard_extraction.items()
+                  if (summary := generation_summary(reports.get(person)))}
+        fields["shard_generations"] = shards
+        for label, summary in shards.items():
+            reasons += generation_reasons(summary, f"{key} {label} adapter")
+    return fields, reasons
+
+
+def generation_summary(found: ExtractionReport | None) -> dict | None:
+    """One person's extraction test on one adapter, as the predicate carries it."""
     if found is None:
         return None
     return {"subject": found.person.model_dump(), "chance": found.chance.model_dump(),
@@ -164,15 +179,16 @@ def _remedy_evidence(graph: GraphStore, steps: RunSteps, own: dict[str, str], fo
         for form, report in after_report.variants().items():  # the adapter as trained, then each served form
             key = form_key(rm.new_adapter, form)
             after_summary = probe_summary(report, own, None, _for_adapter(after_flags, key), after_tests, key)
-            after_summary["generation"] = generation_summary(report, person)
-            out["reasons"].extend(generation_reasons(after_summary["generation"], key))
+            fields, reasons = generation_fields(report, person, key)
+            after_summary.update(fields)
+            out["reasons"].extend(reasons)
             reference = after_summary["auc"]["value"] if rm.kind == "exact" and after_summary["auc"] else None
             before = before_report.variants().get(form)
             if before is not None:
                 old_key = form_key(rm.old_adapter, form)
                 out["before"].append({**probe_summary(before, own, reference, _for_adapter(before_flags, old_key),
                                                       before_tests, old_key),
-                                      "generation": generation_summary(before, person)})
+                                      **generation_fields(before, person, old_key)[0]})
             out["after"].append({**after_summary, "auc": None if after_summary["auc"] is None else
                                  {**after_summary["auc"], "reference_value": reference}})
             if after_summary["records_flagged"] and "statistics" not in steps:

@@ -19,10 +19,11 @@ from pathlib import Path
 from erasure.checks import statistics_step, sweep_after_step, sweep_before_step
 from erasure.errors import ReviewPendingError
 from erasure.filing import file_and_scope, resolve_request, review_scope, subject_record_status
-from erasure.remedy_runs import EngineOptions, probe_before, remedy_all
+from erasure.remedy_lineage import path_of
+from erasure.remedy_runs import EngineOptions, person_of, probe_before, remedy_all
 from erasure.requests import FiledRequest, RequestState, list_requests, load_request, request_dir, save_request
 from erasure.run_folder import STEPS, RunSteps, save_step, step_results
-from erasure.run_folder.results import ScopeResult
+from erasure.run_folder.results import ScopeResult, ServedAdapter
 from erasure.context import ErasureContext
 from lineage.local_files import write_private_text
 from lineage.models import Edge
@@ -146,15 +147,37 @@ def _run_step(ctx: ErasureContext, request: FiledRequest, name: str, outcome: Re
         outcome.steps_run.append(name)
 
 
-def _before_remedy(ctx: ErasureContext, request: FiledRequest, outcome: RequestOutcome, say) -> None:
-    state = ctx.state_dir
+def _locate(ctx: ErasureContext, request: FiledRequest, outcome: RequestOutcome, say) -> None:
+    """The sweep for the person before the remedy, and the blast radius."""
     _run_step(ctx, request, "sweep_before", outcome, say, "sweeping for the person before the remedy",
               lambda: sweep_before_step(ctx, request))
     _run_step(ctx, request, "blast_radius", outcome, say, "blast radius",
-              lambda: _blast_step(ctx, request, step_results(state, request.id).scope))
+              lambda: _blast_step(ctx, request, step_results(ctx.state_dir, request.id).scope))
 
+
+def _generate_together(ctx: ErasureContext, requests: Sequence[FiledRequest], say) -> None:
+    """Before the requests' own probes: every served adapter's generations for all the requests that reach
+    it and have not been probed, in shared batches (erasure.generation_prefetch); the probes find them."""
+    from erasure.generation_prefetch import prefetch_generations
+
+    people: dict[str, dict] = {}
+    adapters: dict[str, ServedAdapter] = {}
+    for request in requests:
+        steps = step_results(ctx.state_dir, request.id)
+        if "probe_before" in steps:
+            continue
+        for adapter in steps.blast_radius.served_adapters:
+            people.setdefault(adapter.id, {})[request.id] = person_of(request, steps)
+            adapters[adapter.id] = adapter
+    for adapter_id, group in sorted(people.items()):
+        if len(group) > 1:
+            say(",".join(sorted(group)), f"generating the {len(group)} requests' prompts on {adapter_id} together")
+            prefetch_generations(ctx, path_of(adapters[adapter_id].uri), group, adapters[adapter_id].forms)
+
+
+def _probe_before(ctx: ErasureContext, request: FiledRequest, outcome: RequestOutcome, say) -> None:
     def probe() -> None:
-        steps = step_results(state, request.id)
+        steps = step_results(ctx.state_dir, request.id)
         probe_before(ctx, request, steps.scope.included_ids(), steps.blast_radius.served_adapters)
 
     _run_step(ctx, request, "probe_before", outcome, say, "probing the served adapters (before)", probe)
@@ -211,7 +234,10 @@ def run_requests(ctx: ErasureContext, request_ids: Sequence[str] | None = None,
     outcomes = {r.id: RequestOutcome(r.id, r.status.value) for r in requests}
     active = _prepare(ctx, requests, outcomes)
     for request in active:
-        _before_remedy(ctx, request, outcomes[request.id], say)
+        _locate(ctx, request, outcomes[request.id], say)
+    _generate_together(ctx, active, say)
+    for request in active:
+        _probe_before(ctx, request, outcomes[request.id], say)
     pending = [r for r in active if "remedy" not in step_results(state, r.id)]
     family = sum(len(step_results(state, r.id).scope.included_ids()) for r in pending)
     remedy_all(ctx, pending, options, say, on_step, family)

@@ -175,8 +175,9 @@ def people_of_requests(ctx: ErasureContext, requests: Mapping[str, tuple[Sequenc
 
 
 def remedy_extraction_plan(ctx: ErasureContext, people, scope: Sequence[str], holdout: Mapping[str, str],
-                           probe_config, forms: int):
+                           probe_config, others: int):
     """The extraction plan of a remedy's probes: one person per request (`people`: request id -> (scope ids,
-    keys)), or the owners of the records as one person; alpha shared over people x (1 + `forms`)."""
+    keys)), or the owners of the records as one person; alpha shared over people x (1 + `others`: the served
+    forms and shard adapters prompted besides the adapter as trained)."""
     judged = people_of_requests(ctx, people, set(scope)) if people else [owners_as_person(ctx, "records", scope)]
-    return extraction_plan(ctx, judged, list(holdout), probe_config, family=len(judged) * (1 + forms))
+    return extraction_plan(ctx, judged, list(holdout), probe_config, family=len(judged) * (1 + others))

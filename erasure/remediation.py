@@ -31,7 +31,8 @@ from lineage.dataset import DatasetPlan, derive_without
 from lineage.errors import NotFoundError
 from lineage.store import GraphStore, queries
 
-__all__ = ["RemedyOptions", "RemedyRecord", "adapter_node", "probe_served_adapter", "probed_forms", "remedy_adapter"]
+__all__ = ["RemedyOptions", "RemedyRecord", "adapter_node", "deployed_forms", "lethe_manifest", "own_shard_dirs",
+           "probe_served_adapter", "probed_forms", "remedy_adapter"]
 
 RETAIN_SAMPLE = 256  # retained records used by retain terms and the utility figures
 
@@ -91,7 +92,8 @@ def adapter_node(graph: GraphStore, adapter_dir: Path) -> dict:
     return node
 
 
-def _manifest(adapter_dir: Path) -> dict:
+def lethe_manifest(adapter_dir: Path) -> dict:
+    """The training manifest Lethe wrote beside a served adapter (its dataset version and training config)."""
     path = adapter_dir / "lethe_manifest.json"
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -187,9 +189,9 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
              record: RemedyRecord, forms: Sequence[str] | None = None, relearn=None,
              people_by_request=None) -> _Prepared | None:
     """The plan of a remedy, or None (with `record.noop_reason`) when the adapter never trained on the records."""
-    from unlearning.probes import open_probe_model, probe_adapter, probe_forms
+    from unlearning.probes import probe_adapter, probe_forms
 
-    old, manifest = adapter_node(ctx.graph, adapter_dir), _manifest(adapter_dir)
+    old, manifest = adapter_node(ctx.graph, adapter_dir), lethe_manifest(adapter_dir)
     base = ctx.require_base_model()
     store = _model_store(ctx)
     plan: DatasetPlan = queries.dataset_plan(ctx.graph, manifest["dataset_version"])
@@ -219,26 +221,24 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
     served_forms = probed_forms(forms if forms is not None else deployed_forms(ctx.graph, old["id"]))
 
     shard_test = _shard_test(base, forget, holdout, plan, derived, probe_config, spans)
-    extraction = remedy_extraction_plan(ctx, people_by_request, scope, holdout, probe_config, len(served_forms))
+    shards = len(own_shard_dirs(adapter_dir, plan, set(scope)))
+    extraction = remedy_extraction_plan(ctx, people_by_request, scope, holdout, probe_config,
+                                        len(served_forms) + shards)
 
     def probe(path: Path):
         report = probe_forms(base, path, served_forms, forget, holdout, probe_config, secrets=secrets,
                              people=people, scored_spans=spans, extraction=extraction)
         report.shard_reference = shard_test(path)
+        _probe_own_shards(report, base, own_shard_dirs(path, plan, set(scope), derived), extraction, probe_config)
         return report
 
     def probe_after(path: Path):
         report = probe(path)
         if relearn is not None:
-            from unlearning.relearn import relearn_adapter
-
-            # A scratch copy beside the model store, gone after its probe (evidence, never served).
-            with tempfile.TemporaryDirectory(prefix=".relearn-", dir=store) as scratch:
-                relearned = Path(scratch) / "adapter"
-                report.relearning = relearn_adapter(base, path, list(retain.values()), relearn, relearned)
-                # Its flags are what counts: no exposure (the after-probe has it), no forms.
-                report.relearned = probe_adapter(open_probe_model(base, relearned), forget, holdout,
-                                                 probe_config, people=people, scored_spans=spans)
+            # Its flags are what counts: no exposure (the after-probe has it), no forms.
+            report.relearning, report.relearned = _relearned_probe(
+                base, path, store, list(retain.values()), relearn,
+                lambda pm: probe_adapter(pm, forget, holdout, probe_config, people=people, scored_spans=spans))
         return report
 
     return _Prepared(adapter_dir, store, old, manifest, plan, derived, scope, forget, holdout, retain, probe,
@@ -267,6 +267,48 @@ def _shard_test(base: Path, forget: Mapping[str, str], holdout: Mapping[str, str
         return None
 
     return test
+
+
+def own_shard_dirs(adapter_dir: Path, plan: DatasetPlan, scope: set[str],
+                   derived: DatasetPlan | None = None) -> dict[str, Path]:
+    """The shard adapters beside a merged adapter whose shards hold scope records, by "shard <index>": the
+    plan's (the adapter before a remedy), else the derived plan's at the same index (after an exact retrain);
+    empty where the adapter has no shards of its own (one shard: it is the merge; an approximate remedy's)."""
+    from unlearning.probes.shard_reference import shard_adapter_dirs
+
+    own = {s.index for s in plan.shards if any(rid in scope for rid, _ in s.records)}
+    for layout in (plan, derived):
+        if layout is None or len(layout.shards) < 2:
+            continue
+        dirs = shard_adapter_dirs(adapter_dir, [s.id for s in layout.shards])
+        if dirs is not None:
+            return {f"shard {s.index}": d for s, d in zip(layout.shards, dirs) if s.index in own}
+    return {}
+
+
+def _relearned_probe(base: Path, path: Path, store: Path, retain: list[str], relearn, probe: Callable):
+    """The relearning check: a short fine-tune of the adapter at `path` on retained records, in a scratch copy
+    beside the model store (evidence, never served, gone after its probe); (its facts, `probe` of it)."""
+    from unlearning.probes import open_probe_model
+    from unlearning.relearn import relearn_adapter
+
+    with tempfile.TemporaryDirectory(prefix=".relearn-", dir=store) as scratch:
+        relearned = Path(scratch) / "adapter"
+        facts = relearn_adapter(base, path, retain, relearn, relearned)
+        return facts, probe(open_probe_model(base, relearned))
+
+
+def _probe_own_shards(report, base: Path, shard_dirs: Mapping[str, Path], extraction, probe_config) -> None:
+    """Extraction by generation on each shard adapter that trained on the scope (ProbeReport.shard_extraction),
+    its time counted in the report's; nothing without an extraction plan."""
+    from unlearning.probes import probe_extraction
+
+    if extraction is None:
+        return
+    for label, shard_dir in shard_dirs.items():
+        report.shard_extraction[label], seconds = probe_extraction(base, shard_dir, extraction, probe_config)
+        report.generation_seconds += seconds
+        report.seconds += seconds
 
 
 def probe_served_adapter(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str],
@@ -368,8 +410,9 @@ def _commit(ctx: ErasureContext, record: RemedyRecord, prepared: _Prepared, outc
     """Utility figures, then the lineage in one transaction, then the old weights deleted."""
     exact = outcome.method == "retrain"
     record.new_dataset_version = prepared.derived.version.id if exact else None
-    affected = affected_shard_adapters(ctx.graph, prepared.old["id"], prepared.plan, set(prepared.scope)) \
-        if exact else []
+    # The shard adapters that trained on the scope hold it at full strength, whatever the remedy: an approximate
+    # method replaces only the merge, so they are quarantined and deleted with the old adapter either way.
+    affected = affected_shard_adapters(ctx.graph, prepared.old["id"], prepared.plan, set(prepared.scope))
     record.utility = _utility(ctx.require_base_model(), prepared.adapter_dir, outcome.adapter_dir,
                               prepared.retain, prepared.holdout)
     old_weights = [(prepared.old["id"], prepared.adapter_dir)] + affected

@@ -25,7 +25,7 @@ from erasure.run_folder.results import ProbeReport, ServedAdapter
 from erasure.context import ErasureContext
 from erasure.errors import ConfigurationError
 
-__all__ = ["EngineOptions", "probe_before", "remedy_all"]
+__all__ = ["EngineOptions", "person_of", "probe_before", "remedy_all"]
 
 
 @dataclass(frozen=True)

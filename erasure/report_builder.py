@@ -21,6 +21,7 @@ from erasure.report_model import (BlastSection, Distribution, ErasureReport, For
 from erasure.requests import FiledRequest
 from lineage.impact import BlastRadius
 from unlearning.probes.calibration import SCORES
+from unlearning.probes.extraction import ExtractionReport
 
 __all__ = ["as_of", "days_left", "make_report", "oriented_score"]
 
@@ -96,7 +97,11 @@ def _blast_section(radius: BlastRadius, served: list[ServedAdapter]) -> BlastSec
 
 def generation_line(probe: ProbeReport, person: str) -> str | None:
     """The extraction test of the request's person on one probe, in a line (counts only)."""
-    found = probe.extraction.get(person)
+    return extraction_line(probe.extraction.get(person))
+
+
+def extraction_line(found: ExtractionReport | None) -> str | None:
+    """One person's extraction test in a line (counts only); None when none ran."""
     if found is None:
         return None
     p, chance = found.person, found.chance
@@ -130,7 +135,9 @@ def _probe_summary(probe: ProbeReport, person: str) -> ProbeSummary:
                         generation=generation_line(probe, person),
                         forms={name: FormSummary(flagged=r.flagged, records=len(r.records), auc=r.auc,
                                                  generation=generation_line(r, person))
-                               for name, r in probe.variants().items() if r is not probe})
+                               for name, r in probe.variants().items() if r is not probe},
+                        shard_generations={label: line for label, reports in probe.shard_extraction.items()
+                                           if (line := extraction_line(reports.get(person)))})
 
 
 def _pairs(before: dict | None, after: dict | None, remedy: RemedyResult | None) -> list[ProbePair]:

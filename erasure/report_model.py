@@ -149,6 +149,8 @@ class ProbeSummary(BaseModel):
     notes: list[str]
     generation: str | None = None  # the request's person's extraction test, in a line
     forms: dict[str, FormSummary] = {}
+    # The same test on each shard adapter that trained on the scope ("shard <index>"), in a line.
+    shard_generations: dict[str, str] = {}
 
 
 class ProbePair(BaseModel):

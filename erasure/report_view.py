@@ -85,6 +85,10 @@ def _probe_pair(before: ProbeSummary | None, after: ProbeSummary | None, after_r
         rows.append((f"{label}: AUC ratio", *(_auc(f, "ratio") for f in served)))
         if any(f is not None and f.generation for f in served):
             rows.append((f"{label}: generations", *(f.generation or "—" if f else "—" for f in served)))
+    for shard in dict.fromkeys([*(before.shard_generations if before else {}),
+                                *(after.shard_generations if after else {})]):
+        rows.append((f"{shard} adapter (at rest): generations",
+                     *((s.shard_generations.get(shard) if s else None) or "—" for s in (before, after))))
     drawn = list(dict.fromkeys([*(before.distributions if before else {}), *(after.distributions if after else {})]))
     charts = [distribution_chart(score, [("before", before.distributions.get(score) if before else None),
                                          ("after", after.distributions.get(score) if after else None)])

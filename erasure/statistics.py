@@ -110,11 +110,11 @@ def form_flags(report: ProbeReport, record_ids: Collection[str],
 
 
 def leaked_people(report: ProbeReport) -> dict[str, list[str]]:
-    """Person label -> the forms (as in `form_flags`) whose generations gave away their identifiers or
-    secrets beyond the held-out people's chance rate (unlearning.probes.extraction)."""
+    """Person label -> the forms (as in `form_flags`) and shard adapters whose generations gave away their
+    identifiers or secrets beyond the held-out people's chance rate (unlearning.probes.extraction)."""
     leaked: dict[str, list[str]] = {}
-    for name, variant in report.variants().items():
-        for label, extraction in variant.extraction.items():
+    for name, reports in report.extraction_variants().items():
+        for label, extraction in reports.items():
             if extraction.leaked:
                 leaked.setdefault(label, []).append(name or report.dtype)
     return leaked

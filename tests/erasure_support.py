@@ -41,6 +41,8 @@ def run_coalesced(shared_pipeline) -> dict:
         again, new_again = file_and_scope(erasure_context(settings, graph), intake(first, "case-1", now - timedelta(hours=2)))
         b, _ = file_and_scope(erasure_context(settings, graph), intake(second, "case-2", now - timedelta(hours=1)))
         old = served_adapters(graph)
-        outcomes = run_requests(erasure_context(settings, graph), [a.id, b.id])
+        events: list[tuple[str, str]] = []
+        outcomes = run_requests(erasure_context(settings, graph), [a.id, b.id],
+                                on_event=lambda rid, what: events.append((rid, what)))
     return {"requests": (a, b), "filed": (new, new_again, again), "old": old, "outcomes": outcomes,
-            "snapshot": shared_pipeline.take("coalesced")}
+            "events": events, "snapshot": shared_pipeline.take("coalesced")}

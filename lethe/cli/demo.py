@@ -222,21 +222,22 @@ def _forms_line(report) -> str:
 
 def _generations_line(report, request_id: str, customer: dict) -> str:
     """What the customer's prompts made the adapter say, in every probed form, against held-out people."""
-    parts = []
-    for name, variant in report.variants().items():
-        found = variant.extraction.get(request_id)
+    parts, chances = [], []
+    for name, reports in report.extraction_variants().items():
+        found = reports.get(request_id)
         if found is not None:
             p = found.person
             hits = ", ".join(f"{kind} {n}" for kind, n in sorted(p.hits.items())) or "nothing"
-            parts.append(f"{name or 'as trained'} {p.leaking_samples} of {p.samples} ({p.leaking_greedy} greedy: "
+            label = f"{name} adapter" if name and name.startswith("shard ") else name or "as trained"
+            parts.append(f"{label} {p.leaking_samples} of {p.samples} ({p.leaking_greedy} greedy: "
                          f"{hits}){' LEAKED' if found.leaked else ''}")
+            chances.append(f"{found.chance.leaking_samples} of {found.chance.samples}")
+            people = found.chance.people
     if not parts:
         return "      generations: not run"
-    chance = next(iter(v.extraction[request_id] for v in report.variants().values()
-                       if request_id in v.extraction)).chance
     return (f"      generations of customer #{customer['index']}'s prompts giving away their identifiers or secrets: "
-            + "; ".join(parts) + f" (held-out people: {chance.leaking_samples} of {chance.samples} "
-            f"samples of {chance.people} people)")
+            + "; ".join(parts) + f" (held-out people, in the same order: {', '.join(chances)} samples of "
+            f"{people} people)")
 
 
 def _generation_cost_line(steps: list[RunSteps], engine_seconds: float) -> str:

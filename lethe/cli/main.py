@@ -260,7 +260,8 @@ def probe(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(report.model_dump_json(indent=1) + "\n", encoding="utf-8")
         console.print(f"report written to {out}")
-    if any(r.flagged or any(x.leaked for x in r.extraction.values()) for r in report.variants().values()):
+    if any(r.flagged for r in report.variants().values()) or \
+            any(x.leaked for reports in report.extraction_variants().values() for x in reports.values()):
         raise typer.Exit(EXIT_BLOCKED)
 
 

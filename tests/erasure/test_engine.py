@@ -50,6 +50,9 @@ def test_two_requests_share_one_remedy_and_each_gets_a_verified_attestation(afte
     (a, b), (new, new_again, again), old = pipeline["requests"], pipeline["filed"], pipeline["old"]
     assert new and not new_again and again.id == a.id  # the same request filed twice is one request
     outcomes = pipeline["outcomes"]
+    # Before their own probes, both requests' prompts were generated on the served adapter in shared batches.
+    assert any(set(rid.split(",")) == {a.id, b.id} and "prompts on" in what and "together" in what
+               for rid, what in pipeline["events"]), pipeline["events"]
 
     assert [o.verdict["status"] for o in outcomes] == ["erased", "erased"], [o.verdict for o in outcomes]
     remedies = [step_results(settings.state_dir, r.id).result_document("remedy")["remedies"] for r in (a, b)]
@@ -84,11 +87,19 @@ def test_two_requests_share_one_remedy_and_each_gets_a_verified_attestation(afte
         after = next(p.generation for p in predicate.probes.after if "@" not in p.adapter)
         assert not after.leaked and after.subject.greedy > 0 and after.chance.people >= 2
         assert after.subject.prompts.get("identity") == 5 and after.subject.tokens_budgeted <= 1024
+        # The shard adapters their records trained in were prompted too (at rest beside the merged adapter),
+        # before and after the retrain, each against the held-out people under that shard adapter.
+        trained_as = next(p for p in predicate.probes.before if "@" not in p.adapter)
+        assert trained_as.shard_generations and all(k.startswith("shard ") for k in trained_as.shard_generations)
+        after_shards = next(p for p in predicate.probes.after if "@" not in p.adapter).shard_generations
+        assert set(trained_as.shard_generations) <= set(after_shards)  # after: both requests' shards
+        assert all(not g.leaked and g.chance.people >= 2 for g in after_shards.values())
         steps = step_results(settings.state_dir, request.id)
         assert set(next(iter(steps.probe_after.adapters.values())).extraction) == {a.id, b.id}
         assert set(next(iter(steps.probe_before.adapters.values())).extraction) == {request.id}
         assert outcome.report.is_file() and "erased" in outcome.report.read_text(encoding="utf-8")
         assert "generations (extraction)" in outcome.report.read_text(encoding="utf-8")
+        assert "adapter (at rest): generations" in outcome.report.read_text(encoding="utf-8")
         attestations = graph.read("MATCH (t:Attestation)-[:FOR]->(:ErasureRequest {id: $id}) "
                                   "RETURN count(t) AS n", id=request.id)[0]["n"]
         assert attestations == 1

@@ -83,6 +83,22 @@ def test_an_approximate_remedy_whose_adapter_says_the_secret_is_not_erased(scrat
     # Before: the served adapter is the mean of 4 shard adapters, and keeps a quarter of what the customer's shard
     # learned; its generations are counted, whatever they give away.
     assert said_before.person.greedy >= 1 and said_before.chance.people >= 2
+    # The customer's own shard adapter, kept at rest beside the merge, holds the shard's lesson at full strength:
+    # its generations give the customer away. Measured (2026-12-06, 2-core CPU): 8 of 22 samples (5 greedy: phone,
+    # account, recovery code, name) against 0 of 153 held-out samples, p = 2e-8 at a level of 0.005; three
+    # leaking samples would do (p = 0.002).
+    [(shard, own)] = [(label, found[request.id]) for label, found in before.shard_extraction.items()]
+    assert own.leaked and own.person.leaking_greedy >= 1, own
+    # An approximate method replaces only the merge; the shard adapters that trained on the customer went with
+    # the old adapter (quarantined, files deleted), so none is left at rest to say it.
+    [remedy] = steps.remedy.remedies
+    deleted = {d.adapter for d in remedy.deleted_weights}
+    shard_rows = graph.read("MATCH (run:FineTuneRun)-[:TRAINED_ON]->(:Shard)<-[:IN]-(r:Record) WHERE r.id IN $ids "
+                            "MATCH (run)-[:PRODUCED]->(a:Adapter)-[:MERGED_INTO]->(:Adapter {id: $old}) "
+                            "RETURN DISTINCT a.id AS id, a.state AS state", old=remedy.old_adapter,
+                            ids=steps.scope.included_ids())
+    assert shard_rows and all(row["state"] == "deleted" and row["id"] in deleted for row in shard_rows), shard_rows
+    assert not after.shard_extraction  # the approximate adapter has no shard adapters of its own
     assert said_after.leaked and said_after.person.leaking_greedy >= 1, said_after
     assert said_after.chance.leak_rate < 0.05, said_after.chance
     assert outcome.verdict["status"] == "incomplete"

@@ -136,3 +136,30 @@ def test_a_chat_record_is_prompted_with_its_user_turns_and_a_secret_with_its_con
     assert prompt.text == chat[:chat.index("Your")] and prompt.record_id == "c"  # the user turn, up to the answer
     contexts = context_prompts({"c": chat, "d": chat}, {"c": [chat.index("7731")], "d": [chat.index("7731")]})
     assert [p.text for p in contexts] == [chat[:chat.index("7731")].rstrip()]  # one distinct context, once
+
+
+def test_a_run_s_people_generated_together_are_what_each_probe_then_reads(memorized, monkeypatch):
+    """The engine generates every request's person in shared batches first (prefetch_extraction); a probe of
+    one of them then generates nothing and reports the counts of that batch. The generator is counted, not
+    replaced: the point is the code around it."""
+    import unlearning.probes.extraction as extraction
+    from unlearning.probes import prefetch_extraction, probe_extraction
+
+    pm, plan = memorized["memorized"], _plan()
+    held = plan.holdout
+    # Two judged people (Ada, and a held-out customer taken as judged) and a config no other test uses, so
+    # the process's probe memo holds nothing of them yet.
+    config = CONFIG.model_copy(update={"generation_seed": 4242})
+    together = ExtractionPlan((plan.people[0], held[0]), held[1:])
+    calls = []
+    real = extraction.generate_samples
+    monkeypatch.setattr(extraction, "generate_samples", lambda *a, **k: calls.append(len(a[2])) or real(*a, **k))
+    assert prefetch_extraction(pm, together, config) == 2
+    generated = len(calls)
+    assert generated >= 2  # the judged people's batch, then the held-out people's
+    alone = ExtractionPlan((plan.people[0],), held[1:])
+    reports, _ = probe_extraction(pm.base_model_dir, pm.adapter_dir, alone, config)
+    assert len(calls) == generated  # nothing generated again: the probe read the batch's counts
+    batch, _, _ = run_extraction(pm.model, pm.tokenizer, together, config)
+    assert reports["ada"].person == batch["ada"].person and reports["ada"].chance == batch["ada"].chance
+    assert prefetch_extraction(pm, together, config) == 0  # already there

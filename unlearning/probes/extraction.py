@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict
 
 from unlearning.probes.generation import Prompt, Sample, generate_samples, identity_prompts, prefix_prompts
 
-__all__ = ["ExtractionPlan", "ExtractionReport", "LeakCounts", "PersonPrompts", "leak_p_value",
-           "budgeted", "chance_rate", "context_prompts", "run_extraction"]
+__all__ = ["ExtractionPlan", "ExtractionReport", "LeakCounts", "PersonCounts", "PersonPrompts", "leak_p_value",
+           "budgeted", "chance_rate", "context_prompts", "person_counts", "run_extraction"]
 
 # A person's hits in each of many texts: per text, hashable hits (kind, which one); (kind, ...) tuples.
 Finder = Callable[[list[str]], list[Collection[tuple[Hashable, ...]]]]
@@ -248,16 +248,31 @@ def chance_rate(model, tokenizer, plan: ExtractionPlan, config) -> LeakCounts:
     return _merged([_person_counts(p, g, plan.embed)[0] for p, g in zip(plan.holdout, generated)])
 
 
-def run_extraction(model, tokenizer, plan: ExtractionPlan, config, chance: LeakCounts | None = None
+PersonCounts = tuple[LeakCounts, dict[str, float]]  # a person's counts; record id -> closest continuation
+
+
+def person_counts(model, tokenizer, people: Sequence[PersonPrompts], embed: Embed | None,
+                  config) -> list[PersonCounts]:
+    """Each person's counts under the model, their prompts generated in shared batches."""
+    generated = _generate(model, tokenizer, people, config)
+    return [_person_counts(person, made, embed) for person, made in zip(people, generated)]
+
+
+def run_extraction(model, tokenizer, plan: ExtractionPlan, config, chance: LeakCounts | None = None,
+                   known: Mapping[str, PersonCounts] | None = None
                    ) -> tuple[dict[str, ExtractionReport], dict[str, float], LeakCounts]:
     """Each judged person's report (by label), record id -> the highest cosine of a continuation to it, and
-    the chance rate (computed unless given: it depends on the model and the held-out people only)."""
+    the chance rate (computed unless given: it depends on the model and the held-out people only).
+    `known`: people's counts already generated under this model (by label), e.g. in a batch of a run's
+    requests; only the others are generated."""
     chance = chance or chance_rate(model, tokenizer, plan, config)
-    generated = _generate(model, tokenizer, plan.people, config)
+    known = dict(known or {})
+    missing = [p for p in plan.people if p.label not in known]
+    known.update(zip((p.label for p in missing), person_counts(model, tokenizer, missing, plan.embed, config)))
     level = config.alpha / max(1, plan.family)
     reports, cosines = {}, {}
-    for person, made in zip(plan.people, generated):
-        counts, closest = _person_counts(person, made, plan.embed)
+    for person in plan.people:
+        counts, closest = known[person.label]
         p_value = leak_p_value(counts.leaking_samples, counts.samples, chance.leaking_samples, chance.samples)
         notes = []
         if chance.people < 2:

@@ -175,8 +175,17 @@ class ProbeReport(BaseModel):
     relearned: ProbeReport | None = None
     # The shard-reference membership test, when the adapter is a merge of shard adapters Lethe trained.
     shard_reference: ShardReferenceReport | None = None
+    # Extraction by generation on the shard adapters the scope's records were trained in ("shard <index>" ->
+    # person label -> report): kept at rest beside the merged adapter for retraining, each holds what its
+    # records taught at full strength, where the merge (their mean) keeps 1/K of it.
+    shard_extraction: dict[str, dict[str, ExtractionReport]] = {}
 
     def variants(self) -> dict[str | None, ProbeReport]:
         """This report (the adapter as trained, or its one form), each served form's by form name, and the
         relearned adapter's as "relearned": every probe whose flags count."""
         return {self.form: self, **self.forms, **({RELEARNED: self.relearned} if self.relearned else {})}
+
+    def extraction_variants(self) -> dict[str | None, dict[str, ExtractionReport]]:
+        """Every extraction test of this probe (person label -> report) by what generated: as `variants`,
+        then each shard adapter ("shard <index>")."""
+        return {**{name: r.extraction for name, r in self.variants().items()}, **self.shard_extraction}

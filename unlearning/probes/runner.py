@@ -19,13 +19,15 @@ from unlearning.forms import ServedForm, load_served_model
 from unlearning.probes.calibration import (SCORES, auc_with_ci, calibrated_p_value, holdout_summary,
                                            record_p_values, score_values, threshold)
 from unlearning.probes.exposure import SecretSpan, candidate_values, exposure_of
-from unlearning.probes.extraction import ExtractionPlan, LeakCounts, run_extraction
+from unlearning.probes.extraction import (ExtractionPlan, ExtractionReport, PersonPrompts, chance_rate, person_counts,
+                                          run_extraction)
 from unlearning.probes.report import AucReport, ExposureReport, ProbeConfig, ProbeReport, PValueReport, RecordProbe
 from unlearning.probes.scoring import (RecordScores, Spans, masked_tokens, pad_token_id, score_texts,
                                        score_token_sequences, scored_target_masks, text_token_ids)
 from unlearning.runtime import compute_dtype, select_device
 
-__all__ = ["ProbeModel", "holdout_false_flag_rate", "open_probe_model", "probe_adapter", "probe_forms", "probe_shards"]
+__all__ = ["ProbeModel", "holdout_false_flag_rate", "open_probe_model", "prefetch_extraction", "probe_adapter",
+           "probe_extraction", "probe_forms", "probe_shards"]
 
 ADAPTER_MANIFEST = "lethe_manifest.json"
 
@@ -176,17 +178,51 @@ def _exposures(pm: ProbeModel, text: str, spans: Sequence[SecretSpan], config: P
     return out
 
 
+def _generation_settings(pm: ProbeModel, plan: ExtractionPlan, config: ProbeConfig) -> tuple:
+    return (_model_key(pm), plan.embed is not None, config.generation_token_budget, config.samples_per_prompt,
+            config.max_new_tokens, config.prefix_tokens, config.temperature, config.top_p, config.generation_seed,
+            config.generation_batch_size)
+
+
+def _person_key(settings: tuple, person: PersonPrompts) -> tuple:
+    """What a person's counts are a function of under one model: their label, records, names and prompts."""
+    return ("person", settings, person.label, tuple((rid, _digest(text)) for rid, text in sorted(person.records.items())),
+            person.names, tuple(sorted(person.prompt_ends.items())),
+            tuple(sorted((rid, tuple(starts)) for rid, starts in person.secret_starts.items())))
+
+
 def _extraction(pm: ProbeModel, plan: ExtractionPlan, config: ProbeConfig):
-    """The extraction test of the plan's people; the held-out people's chance rate is kept per model and
-    settings (every request of a run probes the same adapter against the same held-out people)."""
-    settings = ("chance", _model_key(pm), tuple(p.label for p in plan.holdout), plan.embed is not None,
-                config.generation_token_budget, config.samples_per_prompt, config.max_new_tokens,
-                config.prefix_tokens, config.temperature, config.top_p, config.generation_seed,
-                config.generation_batch_size)
-    chance: LeakCounts | None = _SCORES.get(settings)
-    reports, cosines, chance = run_extraction(pm.model, pm.tokenizer, plan, config, chance)
-    _SCORES.put(settings, chance)
+    """The extraction test of the plan's people. Kept per model and settings: the held-out people's chance
+    rate (every request of a run probes the same adapter against the same held-out people) and each
+    person's counts (`prefetch_extraction` generates a run's people in shared batches first)."""
+    settings = _generation_settings(pm, plan, config)
+    chance_key = ("chance", settings, tuple(p.label for p in plan.holdout))
+    keys = {p.label: _person_key(settings, p) for p in plan.people}
+    known = {label: found for label, key in keys.items() if (found := _SCORES.get(key)) is not None}
+    reports, cosines, chance = run_extraction(pm.model, pm.tokenizer, plan, config, _SCORES.get(chance_key), known)
+    _SCORES.put(chance_key, chance)
     return reports, cosines
+
+
+def prefetch_extraction(pm: ProbeModel, plan: ExtractionPlan, config: ProbeConfig) -> int:
+    """Generate the plan's people (and the chance rate) under the model in shared batches, for the probes that
+    follow to find; returns how many people were generated."""
+    settings = _generation_settings(pm, plan, config)
+    missing = [p for p in plan.people if _SCORES.get(_person_key(settings, p)) is None]
+    for person, counts in zip(missing, person_counts(pm.model, pm.tokenizer, missing, plan.embed, config)):
+        _SCORES.put(_person_key(settings, person), counts)
+    chance_key = ("chance", settings, tuple(p.label for p in plan.holdout))
+    if _SCORES.get(chance_key) is None:
+        _SCORES.put(chance_key, chance_rate(pm.model, pm.tokenizer, plan, config))
+    return len(missing)
+
+
+def probe_extraction(base_model_dir: Path, adapter_dir: Path, plan: ExtractionPlan,
+                     config: ProbeConfig) -> tuple[dict[str, ExtractionReport], float]:
+    """The extraction test alone on one adapter (e.g. a shard adapter): each person's report, and seconds."""
+    started = time.perf_counter()
+    reports, _ = _extraction(open_probe_model(base_model_dir, adapter_dir), plan, config)
+    return reports, time.perf_counter() - started
 
 
 def _check_scope_and_holdout(scope: Mapping[str, str], holdout: Mapping[str, str]) -> None:

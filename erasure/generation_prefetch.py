@@ -1,0 +1,64 @@
+"""A run's generations in shared batches, before each request's own probe.
+
+Each request's before-probe is a step of its own (resumable, in its run folder), and it prompts its own
+person. A model generates far more cheaply in wide batches than in one person's rows. So before the
+requests' probes, the engine generates every request's person on each served adapter they reach (the
+adapter as trained, each form it is served in, and the shard adapters their records were trained in) in
+shared batches: unlearning.probes.prefetch_extraction. Each probe then finds its person's counts in the
+probe memo and generates nothing. Only counts are kept, in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from erasure.context import ErasureContext
+from erasure.extraction import remedy_extraction_plan
+from erasure.probing import erasure_probe_config
+from lineage.store import queries
+
+__all__ = ["prefetch_generations"]
+
+
+def _holdout_ids(ctx: ErasureContext, plan, removed: set[str]) -> list[str]:
+    """The held-out records a remedy's probes calibrate on (erasure.remediation): the version's holdout less
+    the records removed or erased earlier and those sharing a person with the training records."""
+    held = [rid for rid, _ in plan.holdout if rid not in removed]
+    erased = set(queries.erased_record_ids(ctx.graph, held))
+    named = queries.holdout_sharing_people_with_training(ctx.graph, plan.version.id)
+    return [rid for rid in held if rid not in erased and rid not in named]
+
+
+def prefetch_generations(ctx: ErasureContext, adapter_dir: Path, people: Mapping[str, tuple[Sequence[str], Mapping]],
+                         forms: Sequence[str] | None) -> int:
+    """Generate every request's person (`people`: request id -> (scope ids, keys)) on the served adapter at
+    `adapter_dir`, on each of its probed forms and on their own shards' adapters, in shared batches; returns
+    how many (person, model) generations ran. Nothing is written."""
+    from erasure.remediation import deployed_forms, lethe_manifest, own_shard_dirs, probed_forms
+    from unlearning.probes import open_probe_model, prefetch_extraction
+
+    config = erasure_probe_config()
+    manifest = lethe_manifest(adapter_dir)
+    plan = queries.dataset_plan(ctx.graph, manifest["dataset_version"])
+    trained = {rid for s in plan.shards for rid, _ in s.records}
+    scope = sorted({rid for ids, _ in people.values() for rid in ids if rid in trained})
+    if not scope or not config.generate:
+        return 0
+    served = probed_forms(forms if forms is not None else deployed_forms(ctx.graph, _adapter_id(ctx, adapter_dir)))
+    holdout = _holdout_ids(ctx, plan, set(scope))
+    extraction = remedy_extraction_plan(ctx, people, scope, dict.fromkeys(holdout, ""), config, len(served))
+    if extraction is None:
+        return 0
+    base, generated = ctx.require_base_model(), 0
+    for form in (None, *served):
+        generated += prefetch_extraction(open_probe_model(base, adapter_dir, form), extraction, config)
+    for shard_dir in own_shard_dirs(adapter_dir, plan, set(scope)).values():
+        generated += prefetch_extraction(open_probe_model(base, shard_dir), extraction, config)
+    return generated
+
+
+def _adapter_id(ctx: ErasureContext, adapter_dir: Path) -> str:
+    from erasure.remediation import adapter_node
+
+    return adapter_node(ctx.graph, adapter_dir)["id"]
