@@ -155,7 +155,7 @@ def _locate(ctx: ErasureContext, request: FiledRequest, outcome: RequestOutcome,
               lambda: _blast_step(ctx, request, step_results(ctx.state_dir, request.id).scope))
 
 
-def _generate_together(ctx: ErasureContext, requests: Sequence[FiledRequest], say) -> None:
+def _generate_together(ctx: ErasureContext, requests: Sequence[FiledRequest], probe_config, say) -> None:
     """Before the requests' own probes: every served adapter's generations for all the requests that reach
     it and have not been probed, in shared batches (erasure.generation_prefetch); the probes find them."""
     from erasure.generation_prefetch import prefetch_generations
@@ -172,13 +172,14 @@ def _generate_together(ctx: ErasureContext, requests: Sequence[FiledRequest], sa
     for adapter_id, group in sorted(people.items()):
         if len(group) > 1:
             say(",".join(sorted(group)), f"generating the {len(group)} requests' prompts on {adapter_id} together")
-            prefetch_generations(ctx, path_of(adapters[adapter_id].uri), group, adapters[adapter_id].forms)
+            prefetch_generations(ctx, path_of(adapters[adapter_id].uri), group, adapters[adapter_id].forms,
+                                 probe_config)
 
 
-def _probe_before(ctx: ErasureContext, request: FiledRequest, outcome: RequestOutcome, say) -> None:
+def _probe_before(ctx: ErasureContext, request: FiledRequest, outcome: RequestOutcome, probe_config, say) -> None:
     def probe() -> None:
         steps = step_results(ctx.state_dir, request.id)
-        probe_before(ctx, request, steps.scope.included_ids(), steps.blast_radius.served_adapters)
+        probe_before(ctx, request, steps.scope.included_ids(), steps.blast_radius.served_adapters, probe_config)
 
     _run_step(ctx, request, "probe_before", outcome, say, "probing the served adapters (before)", probe)
 
@@ -235,9 +236,9 @@ def run_requests(ctx: ErasureContext, request_ids: Sequence[str] | None = None,
     active = _prepare(ctx, requests, outcomes)
     for request in active:
         _locate(ctx, request, outcomes[request.id], say)
-    _generate_together(ctx, active, say)
+    _generate_together(ctx, active, options.probe_config(), say)
     for request in active:
-        _probe_before(ctx, request, outcomes[request.id], say)
+        _probe_before(ctx, request, outcomes[request.id], options.probe_config(), say)
     pending = [r for r in active if "remedy" not in step_results(state, r.id)]
     family = sum(len(step_results(state, r.id).scope.included_ids()) for r in pending)
     remedy_all(ctx, pending, options, say, on_step, family)

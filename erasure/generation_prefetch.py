@@ -31,14 +31,15 @@ def _holdout_ids(ctx: ErasureContext, plan, removed: set[str]) -> list[str]:
 
 
 def prefetch_generations(ctx: ErasureContext, adapter_dir: Path, people: Mapping[str, tuple[Sequence[str], Mapping]],
-                         forms: Sequence[str] | None) -> int:
+                         forms: Sequence[str] | None, config=None) -> int:
     """Generate every request's person (`people`: request id -> (scope ids, keys)) on the served adapter at
-    `adapter_dir`, on each of its probed forms and on their own shards' adapters, in shared batches; returns
-    how many (person, model) generations ran. Nothing is written."""
+    `adapter_dir`, on each of its probed forms and on their own shards' adapters, in shared batches, with the
+    probes' `config` (default erasure_probe_config()); returns how many (person, model) generations ran.
+    Nothing is written."""
     from erasure.remediation import deployed_forms, lethe_manifest, own_shard_dirs, probed_forms
     from unlearning.probes import open_probe_model, prefetch_extraction
 
-    config = erasure_probe_config()
+    config = config or erasure_probe_config()
     manifest = lethe_manifest(adapter_dir)
     plan = queries.dataset_plan(ctx.graph, manifest["dataset_version"])
     trained = {rid for s in plan.shards for rid, _ in s.records}

@@ -95,15 +95,23 @@ def people_of(graph: GraphStore, record_ids: Sequence[str]) -> dict[str, str]:
     return {rid: min(keys) for rid, keys in queries.record_owners(graph, record_ids).items() if keys}
 
 
-def erasure_probe_config():
+GENERATION_BUDGET = 1024  # new tokens per person and model in an erasure's extraction test
+CONTINUATION_TOKENS = 32  # one continuation: a code, an account id or an e-mail address after its context
+
+
+def erasure_probe_config(generation_budget: int = GENERATION_BUDGET):
     """The probes of an erasure: 255 look-alikes per secret (a memorized one reaches 8 bits, chance is ~1.4:
-    enough to tell them apart), one secret per record; generation within 1,024 new tokens per person and
-    form (32 per continuation: a code, an account id or an e-mail address after its context), 6 held-out
-    people for the chance rate."""
+    enough to tell them apart), one secret per record; generation within `generation_budget` new tokens per
+    person and model (32 per continuation), 6 held-out people for the chance rate."""
     from unlearning.probes import ProbeConfig
 
-    return ProbeConfig(exposure_candidates=255, max_secrets_per_record=1, samples_per_prompt=2, max_new_tokens=32,
-                       generation_token_budget=1024, holdout_people=6)
+    if isinstance(generation_budget, bool) or not isinstance(generation_budget, int) \
+            or generation_budget < CONTINUATION_TOKENS:
+        raise ConfigurationError(f"the generation budget must be a whole number of tokens, at least one "
+                                 f"continuation ({CONTINUATION_TOKENS}); got {generation_budget!r}")
+    return ProbeConfig(exposure_candidates=255, max_secrets_per_record=1, samples_per_prompt=2,
+                       max_new_tokens=CONTINUATION_TOKENS, generation_token_budget=generation_budget,
+                       holdout_people=6)
 
 
 def probe_records(ctx: ErasureContext, request: ProbeRequest, config=None):

@@ -24,6 +24,7 @@ from erasure.run_folder import save_step, step_results
 from erasure.run_folder.results import ProbeReport, ServedAdapter
 from erasure.context import ErasureContext
 from erasure.errors import ConfigurationError
+from erasure.probing import GENERATION_BUDGET, erasure_probe_config
 
 __all__ = ["EngineOptions", "person_of", "probe_before", "remedy_all"]
 
@@ -39,11 +40,18 @@ class EngineOptions:
     # The relearning check after each remedy attempt (unlearning.relearn); off only with a recorded reason.
     relearn: bool = True
     relearn_off_reason: str | None = None
+    # New tokens the extraction test generates per person and model (recorded in every probe report).
+    generation_budget: int = GENERATION_BUDGET
 
     def __post_init__(self):
         if not self.relearn and not (self.relearn_off_reason or "").strip():
             raise ConfigurationError("turning the relearning check off needs a reason, recorded with the remedy "
                                      "(--no-relearn --relearn-off-reason TEXT)")
+        self.probe_config()  # a bad budget fails before any work
+
+    def probe_config(self):
+        """The probes' settings (erasure.probing.erasure_probe_config) with this run's generation budget."""
+        return erasure_probe_config(self.generation_budget)
 
     def relearn_config(self):
         """The relearning check's unlearning.relearn.RelearnConfig, or None when it is off."""
@@ -112,8 +120,8 @@ def _run_remedy(ctx: ErasureContext, adapter: ServedAdapter, record_ids: list[st
         document["old_weights"] = [[aid, str(path)] for aid, path in old_weights]
         write_json_atomic(pending, document)
 
-    remedy = RemedyOptions(options.method, options.config, options.escalate, family_size=family_size,
-                           on_step=on_step, forms=tuple(adapter.forms),
+    remedy = RemedyOptions(options.method, options.config, options.escalate, probe_config=options.probe_config(),
+                           family_size=family_size, on_step=on_step, forms=tuple(adapter.forms),
                            relearn=options.relearn_config(), people=people)
     record = remedy_adapter(ctx, path_of(adapter.uri), record_ids, remedy, before=before, remedy_id=remedy_id,
                             before_commit=persist)
@@ -132,13 +140,15 @@ def _run_remedy(ctx: ErasureContext, adapter: ServedAdapter, record_ids: list[st
 
 
 def probe_before(ctx: ErasureContext, request: FiledRequest, record_ids: list[str],
-                 served: list[ServedAdapter]) -> None:
-    """Probe every served adapter the request reaches, before any remedy."""
+                 served: list[ServedAdapter], probe_config=None) -> None:
+    """Probe every served adapter the request reaches, before any remedy (`probe_config`: default
+    erasure.probing.erasure_probe_config())."""
     started = datetime.now(timezone.utc)
     adapters, noop = {}, []
     people = {request.id: person_of(request, step_results(ctx.state_dir, request.id))}
     for adapter in served:
-        record = probe_served_adapter(ctx, path_of(adapter.uri), record_ids, forms=adapter.forms, people=people)
+        record = probe_served_adapter(ctx, path_of(adapter.uri), record_ids, probe_config, forms=adapter.forms,
+                                      people=people)
         if record.noop_reason:
             noop.append({"adapter": adapter.id, "reason": record.noop_reason})
         else:

@@ -156,6 +156,9 @@ def run(
                                             "probe again: forgetting that only hid the records comes back"),
     relearn_off_reason: str | None = typer.Option(None, help="why the relearning check is off (--no-relearn "
                                                               "needs it; recorded with the remedy)"),
+    generation_budget: int | None = typer.Option(None, min=32, help="new tokens the extraction test generates "
+                                                 "per person and model (default 1,024; recorded): more finds "
+                                                 "rarer leaks and takes longer"),
 ) -> None:
     """Run (or resume) requests: blast radius, probes, remedy, probes, erase, attest, report."""
     from erasure.engine import EngineOptions, run_requests
@@ -166,7 +169,8 @@ def run(
     settings = wiring.cli_settings()
     options = EngineOptions(method=method, config=config, escalate=escalate,
                             coalesce_window=timedelta(hours=window_hours), relearn=relearn,
-                            relearn_off_reason=relearn_off_reason)
+                            relearn_off_reason=relearn_off_reason,
+                            **({"generation_budget": generation_budget} if generation_budget is not None else {}))
     with wiring.open_graph(settings) as graph, console.status("running…") as status:
         outcomes = run_requests(wiring.erasure_context(settings, graph), request_ids or None, options,
                                 on_event=lambda rid, what: status.update(f"{rid}: {what}…"),

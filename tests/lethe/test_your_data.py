@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from erasure.run_folder import steps_dir
+from erasure.run_folder import step_results, steps_dir
 from lethe.cli.main import app
 from lethe.demo.corpus import generate_corpus
 from lethe.importing import chat_renderer, import_batch
@@ -191,14 +191,23 @@ def test_a_helpdesk_chat_export_is_trained_on_and_a_person_erased_by_email(tmp_p
     assert filed.exit_code == 0, filed.output
     request_id = re.search(r"er-[0-9a-f]{24}", filed.output).group(0)
     # The relearning check is on in tests/erasure (test_engine, test_served_forms); here the subject is the path.
+    refused = runner.invoke(app, ["erase", "run", request_id, "--generation-budget", "8"], env=env)
+    assert refused.exit_code == 2 and "--generation-budget" in refused.output  # below one continuation
     erased = runner.invoke(app, ["erase", "run", request_id, "--no-relearn", "--relearn-off-reason",
-                                 "test of a team's own data"], env=env)
+                                 "test of a team's own data", "--generation-budget", "512"], env=env)
     assert erased.exit_code == 0, erased.output
     status = json.loads(runner.invoke(app, ["erase", "status", request_id, "--json"], env=env).output)
     assert status["verdict"]["status"] == "erased", status["verdict"]
     # Trained with the loss on the assistant turns, the conversations were probed on those turns.
     probed = (steps_dir(tmp_path / "state", request_id) / "probe_before.json").read_text()
     assert "chat record(s) scored on their assistant turns only" in probed
+    # The extraction test ran within the budget given, and every probe report records it.
+    steps = step_results(tmp_path / "state", request_id)
+    for probes in (steps.probe_before, steps.probe_after):
+        reports = list(probes.adapters.values())
+        assert reports and all(r.config.generation_token_budget == 512 for r in reports)
+        assert all(0 < x.person.tokens_budgeted <= 512 for r in reports
+                   for found in r.extraction_variants().values() for x in found.values())
     bundle = tmp_path / "state" / "requests" / request_id / "attestation.bundle.json"
     verified = runner.invoke(app, ["attest", "verify", str(bundle)], env=env)
     assert verified.exit_code == 0, verified.output
