@@ -16,6 +16,7 @@ from pathlib import Path
 from erasure.context import ErasureContext
 from erasure.extraction import remedy_extraction_plan
 from erasure.probing import erasure_probe_config
+from erasure.remediation import adapter_node, deployed_forms, lethe_manifest, own_shard_dirs, probed_forms
 from lineage.store import queries
 
 __all__ = ["prefetch_generations"]
@@ -36,7 +37,6 @@ def prefetch_generations(ctx: ErasureContext, adapter_dir: Path, people: Mapping
     `adapter_dir`, on each of its probed forms and on their own shards' adapters, in shared batches, with the
     probes' `config` (default erasure_probe_config()); returns how many (person, model) generations ran.
     Nothing is written."""
-    from erasure.remediation import deployed_forms, lethe_manifest, own_shard_dirs, probed_forms
     from unlearning.probes import open_probe_model, prefetch_extraction
 
     config = config or erasure_probe_config()
@@ -46,7 +46,8 @@ def prefetch_generations(ctx: ErasureContext, adapter_dir: Path, people: Mapping
     scope = sorted({rid for ids, _ in people.values() for rid in ids if rid in trained})
     if not scope or not config.generate:
         return 0
-    served = probed_forms(forms if forms is not None else deployed_forms(ctx.graph, _adapter_id(ctx, adapter_dir)))
+    recorded = forms if forms is not None else deployed_forms(ctx.graph, adapter_node(ctx.graph, adapter_dir)["id"])
+    served = probed_forms(recorded)
     holdout = _holdout_ids(ctx, plan, set(scope))
     extraction = remedy_extraction_plan(ctx, people, scope, dict.fromkeys(holdout, ""), config, len(served))
     if extraction is None:
@@ -57,9 +58,3 @@ def prefetch_generations(ctx: ErasureContext, adapter_dir: Path, people: Mapping
     for shard_dir in own_shard_dirs(adapter_dir, plan, set(scope)).values():
         generated += prefetch_extraction(open_probe_model(base, shard_dir), extraction, config)
     return generated
-
-
-def _adapter_id(ctx: ErasureContext, adapter_dir: Path) -> str:
-    from erasure.remediation import adapter_node
-
-    return adapter_node(ctx.graph, adapter_dir)["id"]
