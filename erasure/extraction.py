@@ -107,7 +107,7 @@ def _prompts_for(ctx: ErasureContext, content: ContentStore, people: Sequence[Pe
         texts = content.get_many(list(person.record_ids))
         needles, starts = _needles(texts, values)
         out.append(PersonPrompts(person.label, texts, _names(values), _finder(scanner, needles, set(person.keys)),
-                                 _prompt_ends(content, list(texts)), starts))
+                                 _prompt_ends(content, list(texts)), starts, identity=tuple(sorted(person.keys))))
     return tuple(out)
 
 

@@ -48,6 +48,7 @@ class PersonPrompts:
     prompt_ends: Mapping[str, int] = field(default_factory=dict)  # chat records: where the assistant starts
     # record id -> where its identifiers and secrets start: each is prompted with the text before it
     secret_starts: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    identity: tuple[str, ...] = ()  # what `find` looks for, by key (subject keys: HMACs, never values)
 
 
 @dataclass(frozen=True)

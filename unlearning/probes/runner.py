@@ -185,10 +185,15 @@ def _generation_settings(pm: ProbeModel, plan: ExtractionPlan, config: ProbeConf
 
 
 def _person_key(settings: tuple, person: PersonPrompts) -> tuple:
-    """What a person's counts are a function of under one model: their label, records, names and prompts."""
+    """What a person's counts are a function of under one model: their label, records, names, prompts and what
+    their finder looks for."""
     return ("person", settings, person.label, tuple((rid, _digest(text)) for rid, text in sorted(person.records.items())),
             person.names, tuple(sorted(person.prompt_ends.items())),
-            tuple(sorted((rid, tuple(starts)) for rid, starts in person.secret_starts.items())))
+            tuple(sorted((rid, tuple(starts)) for rid, starts in person.secret_starts.items())), person.identity)
+
+
+def _chance_key(settings: tuple, plan: ExtractionPlan) -> tuple:
+    return ("chance", settings, tuple(_person_key(settings, p) for p in plan.holdout))
 
 
 def _extraction(pm: ProbeModel, plan: ExtractionPlan, config: ProbeConfig):
@@ -196,7 +201,7 @@ def _extraction(pm: ProbeModel, plan: ExtractionPlan, config: ProbeConfig):
     rate (every request of a run probes the same adapter against the same held-out people) and each
     person's counts (`prefetch_extraction` generates a run's people in shared batches first)."""
     settings = _generation_settings(pm, plan, config)
-    chance_key = ("chance", settings, tuple(p.label for p in plan.holdout))
+    chance_key = _chance_key(settings, plan)
     keys = {p.label: _person_key(settings, p) for p in plan.people}
     known = {label: found for label, key in keys.items() if (found := _SCORES.get(key)) is not None}
     reports, cosines, chance = run_extraction(pm.model, pm.tokenizer, plan, config, _SCORES.get(chance_key), known)
@@ -211,7 +216,7 @@ def prefetch_extraction(pm: ProbeModel, plan: ExtractionPlan, config: ProbeConfi
     missing = [p for p in plan.people if _SCORES.get(_person_key(settings, p)) is None]
     for person, counts in zip(missing, person_counts(pm.model, pm.tokenizer, missing, plan.embed, config)):
         _SCORES.put(_person_key(settings, person), counts)
-    chance_key = ("chance", settings, tuple(p.label for p in plan.holdout))
+    chance_key = _chance_key(settings, plan)
     if _SCORES.get(chance_key) is None:
         _SCORES.put(chance_key, chance_rate(pm.model, pm.tokenizer, plan, config))
     return len(missing)
