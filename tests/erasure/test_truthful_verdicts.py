@@ -70,8 +70,10 @@ def erased(tmp_path_factory, neo4j_server, session_graph, tiny_base_model, corpu
         filed_scopes = {role: step_results(settings.state_dir, r.id).result_document("scope") for role, r in requests.items()}
         look_alikes = [r["id"] for r in filed_scopes["excluded"]["records"] if r["decision"] == "excluded_borderline"]
         review_scope(erasure_context(settings, graph), requests["excluded"].id, [], [people["excluded"]["other"], *look_alikes])
-        # The relearning check is tested in test_engine and test_served_forms; here the subject is the scope.
-        options = EngineOptions(relearn=False, relearn_off_reason="test of scope, sweeps and verdicts")
+        # The relearning check is tested in test_engine and test_served_forms, extraction by generation in
+        # test_engine and test_generation_probes (here it runs on a quarter of the budget); the subject is the scope.
+        options = EngineOptions(relearn=False, relearn_off_reason="test of scope, sweeps and verdicts",
+                                generation_budget=256)
         outcomes = run_requests(erasure_context(settings, graph), [r.id for r in requests.values()], options)
         yield {**pipeline, "people": people, "requests": requests, "filed_scopes": filed_scopes,
                "outcomes": dict(zip(requests, outcomes))}
