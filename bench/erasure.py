@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
 def _generation_seconds(steps) -> float:
     """Seconds the extraction test (generation, scans, FAISS search) took in every probe of the request."""
     reports = [*steps.probe_before.adapters.values(), *steps.probe_after.adapters.values()]
-    return sum(variant.generation_seconds for report in reports for variant in report.variants().values())
+    return steps.probe_before.shared_generation_seconds + sum(
+        variant.generation_seconds for report in reports for variant in report.variants().values())
 
 
 def _remedy_stages(state_dir) -> dict[str, float]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -155,9 +156,11 @@ def _locate(ctx: ErasureContext, request: FiledRequest, outcome: RequestOutcome,
               lambda: _blast_step(ctx, request, step_results(ctx.state_dir, request.id).scope))
 
 
-def _generate_together(ctx: ErasureContext, requests: Sequence[FiledRequest], probe_config, say) -> None:
+def _generate_together(ctx: ErasureContext, requests: Sequence[FiledRequest], probe_config,
+                       say) -> dict[str, float]:
     """Before the requests' own probes: every served adapter's generations for all the requests that reach
-    it and have not been probed, in shared batches (erasure.generation_prefetch); the probes find them."""
+    it and have not been probed, in shared batches (erasure.generation_prefetch); the probes find them.
+    Returns request id -> its share of the batches' seconds."""
     from erasure.generation_prefetch import prefetch_generations
 
     people: dict[str, dict] = {}
@@ -169,17 +172,24 @@ def _generate_together(ctx: ErasureContext, requests: Sequence[FiledRequest], pr
         for adapter in steps.blast_radius.served_adapters:
             people.setdefault(adapter.id, {})[request.id] = person_of(request, steps)
             adapters[adapter.id] = adapter
+    shares: dict[str, float] = {}
     for adapter_id, group in sorted(people.items()):
         if len(group) > 1:
             say(",".join(sorted(group)), f"generating the {len(group)} requests' prompts on {adapter_id} together")
+            started = time.perf_counter()
             prefetch_generations(ctx, path_of(adapters[adapter_id].uri), group, adapters[adapter_id].forms,
                                  probe_config)
+            for request_id in group:
+                shares[request_id] = shares.get(request_id, 0.0) + (time.perf_counter() - started) / len(group)
+    return shares
 
 
-def _probe_before(ctx: ErasureContext, request: FiledRequest, outcome: RequestOutcome, probe_config, say) -> None:
+def _probe_before(ctx: ErasureContext, request: FiledRequest, outcome: RequestOutcome, probe_config,
+                  shared_seconds: float, say) -> None:
     def probe() -> None:
         steps = step_results(ctx.state_dir, request.id)
-        probe_before(ctx, request, steps.scope.included_ids(), steps.blast_radius.served_adapters, probe_config)
+        probe_before(ctx, request, steps.scope.included_ids(), steps.blast_radius.served_adapters, probe_config,
+                     shared_seconds)
 
     _run_step(ctx, request, "probe_before", outcome, say, "probing the served adapters (before)", probe)
 
@@ -236,9 +246,9 @@ def run_requests(ctx: ErasureContext, request_ids: Sequence[str] | None = None,
     active = _prepare(ctx, requests, outcomes)
     for request in active:
         _locate(ctx, request, outcomes[request.id], say)
-    _generate_together(ctx, active, options.probe_config(), say)
+    shared = _generate_together(ctx, active, options.probe_config(), say)
     for request in active:
-        _probe_before(ctx, request, outcomes[request.id], options.probe_config(), say)
+        _probe_before(ctx, request, outcomes[request.id], options.probe_config(), shared.get(request.id, 0.0), say)
     pending = [r for r in active if "remedy" not in step_results(state, r.id)]
     family = sum(len(step_results(state, r.id).scope.included_ids()) for r in pending)
     remedy_all(ctx, pending, options, say, on_step, family)

@@ -140,9 +140,10 @@ def _run_remedy(ctx: ErasureContext, adapter: ServedAdapter, record_ids: list[st
 
 
 def probe_before(ctx: ErasureContext, request: FiledRequest, record_ids: list[str],
-                 served: list[ServedAdapter], probe_config=None) -> None:
+                 served: list[ServedAdapter], probe_config=None, shared_generation_seconds: float = 0.0) -> None:
     """Probe every served adapter the request reaches, before any remedy (`probe_config`: default
-    erasure.probing.erasure_probe_config())."""
+    erasure.probing.erasure_probe_config()); `shared_generation_seconds`: its share of the run's shared
+    generation batches, recorded with the step."""
     started = datetime.now(timezone.utc)
     adapters, noop = {}, []
     people = {request.id: person_of(request, step_results(ctx.state_dir, request.id))}
@@ -153,7 +154,8 @@ def probe_before(ctx: ErasureContext, request: FiledRequest, record_ids: list[st
             noop.append({"adapter": adapter.id, "reason": record.noop_reason})
         else:
             adapters[adapter.id] = record.before.model_dump(mode="json")
-    save_step(ctx.state_dir, request.id, "probe_before", started, {"adapters": adapters, "noop": noop})
+    save_step(ctx.state_dir, request.id, "probe_before", started,
+              {"adapters": adapters, "noop": noop, "shared_generation_seconds": round(shared_generation_seconds, 3)})
 
 
 def remedy_all(ctx: ErasureContext, requests: list[FiledRequest], options: EngineOptions,

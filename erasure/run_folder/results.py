@@ -119,6 +119,9 @@ class ProbeResult(StepModel):
 
     adapters: dict[str, ProbeReport]
     noop: list[Noop] = []
+    # Before the remedy: this request's share of the time the run's shared generation batches took
+    # (erasure.generation_prefetch): the batches' seconds over the requests in them. Its probes read them.
+    shared_generation_seconds: float = 0.0
 
 
 class Attempt(StepModel):

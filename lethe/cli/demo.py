@@ -241,11 +241,12 @@ def _generations_line(report, request_id: str, customer: dict) -> str:
 
 
 def _generation_cost_line(steps: list[RunSteps], engine_seconds: float) -> str:
-    """What extraction by generation added to the run: its seconds in every probe (each request's before, the
-    shared after), per request, and as a share of the engine's run."""
+    """What extraction by generation added to the run: its seconds in the run's shared batches and in every
+    probe (each request's before, the shared after), per request, and as a share of the engine's run."""
     reports = [r for done in steps for r in done.probe_before.adapters.values()]
     reports += list({id(r): r for r in (r for done in steps[:1] for r in done.probe_after.adapters.values())}.values())
     seconds = sum(v.generation_seconds for r in reports for v in r.variants().values())
+    seconds += sum(done.probe_before.shared_generation_seconds for done in steps)  # the run's shared batches
     return (f"    extraction by generation took {seconds:.0f} s of the engine's {engine_seconds:.0f} s "
             f"({seconds / max(engine_seconds, 1e-9):.0%}), {seconds / max(1, len(steps)):.1f} s per request")
 

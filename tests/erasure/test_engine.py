@@ -53,6 +53,8 @@ def test_two_requests_share_one_remedy_and_each_gets_a_verified_attestation(afte
     # Before their own probes, both requests' prompts were generated on the served adapter in shared batches.
     assert any(set(rid.split(",")) == {a.id, b.id} and "prompts on" in what and "together" in what
                for rid, what in pipeline["events"]), pipeline["events"]
+    # Their time is counted: each request's before-probe step records its share of the batches.
+    assert all(step_results(settings.state_dir, r.id).probe_before.shared_generation_seconds > 0 for r in (a, b))
 
     assert [o.verdict["status"] for o in outcomes] == ["erased", "erased"], [o.verdict for o in outcomes]
     remedies = [step_results(settings.state_dir, r.id).result_document("remedy")["remedies"] for r in (a, b)]
