@@ -174,7 +174,7 @@ def people_of_requests(ctx: ErasureContext, requests: Mapping[str, tuple[Sequenc
             for label, (records, keys) in requests.items() if any(r in trained for r in records)]
 
 
-def remedy_extraction_plan(ctx: ErasureContext, people, scope: Sequence[str], holdout: Mapping[str, str],
+def remedy_extraction_plan(ctx: ErasureContext, people, scope: Sequence[str], holdout: Sequence[str],
                            probe_config, others: int):
     """The extraction plan of a remedy's probes: one person per request (`people`: request id -> (scope ids,
     keys)), or the owners of the records as one person; alpha shared over people x (1 + `others`: the served

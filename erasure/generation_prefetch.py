@@ -16,19 +16,11 @@ from pathlib import Path
 from erasure.context import ErasureContext
 from erasure.extraction import remedy_extraction_plan
 from erasure.probing import erasure_probe_config
-from erasure.remediation import adapter_node, deployed_forms, lethe_manifest, own_shard_dirs, probed_forms
+from erasure.remediation import (adapter_node, calibration_holdout_ids, deployed_forms, lethe_manifest, own_shard_dirs,
+                                 probed_forms)
 from lineage.store import queries
 
 __all__ = ["prefetch_generations"]
-
-
-def _holdout_ids(ctx: ErasureContext, plan, removed: set[str]) -> list[str]:
-    """The held-out records a remedy's probes calibrate on (erasure.remediation): the version's holdout less
-    the records removed or erased earlier and those sharing a person with the training records."""
-    held = [rid for rid, _ in plan.holdout if rid not in removed]
-    erased = set(queries.erased_record_ids(ctx.graph, held))
-    named = queries.holdout_sharing_people_with_training(ctx.graph, plan.version.id)
-    return [rid for rid in held if rid not in erased and rid not in named]
 
 
 def prefetch_generations(ctx: ErasureContext, adapter_dir: Path, people: Mapping[str, tuple[Sequence[str], Mapping]],
@@ -48,8 +40,10 @@ def prefetch_generations(ctx: ErasureContext, adapter_dir: Path, people: Mapping
         return 0
     recorded = forms if forms is not None else deployed_forms(ctx.graph, adapter_node(ctx.graph, adapter_dir)["id"])
     served = probed_forms(recorded)
-    holdout = _holdout_ids(ctx, plan, set(scope))
-    extraction = remedy_extraction_plan(ctx, people, scope, dict.fromkeys(holdout, ""), config, len(served))
+    # The remedy's calibration set (erasure.remediation._prepare), so its probes find the same held-out people.
+    erased = set(queries.erased_record_ids(ctx.graph, [rid for rid, _ in plan.holdout]))
+    holdout = calibration_holdout_ids(ctx, plan, set(scope) | erased)
+    extraction = remedy_extraction_plan(ctx, people, scope, holdout, config, len(served))
     if extraction is None:
         return 0
     base, generated = ctx.require_base_model(), 0

@@ -31,8 +31,8 @@ from lineage.dataset import DatasetPlan, derive_without
 from lineage.errors import NotFoundError
 from lineage.store import GraphStore, queries
 
-__all__ = ["RemedyOptions", "RemedyRecord", "adapter_node", "deployed_forms", "lethe_manifest", "own_shard_dirs",
-           "probe_served_adapter", "probed_forms", "remedy_adapter"]
+__all__ = ["RemedyOptions", "RemedyRecord", "adapter_node", "calibration_holdout_ids", "deployed_forms", "lethe_manifest",
+           "own_shard_dirs", "probe_served_adapter", "probed_forms", "remedy_adapter"]
 
 RETAIN_SAMPLE = 256  # retained records used by retain terms and the utility figures
 
@@ -104,6 +104,13 @@ def lethe_manifest(adapter_dir: Path) -> dict:
         raise ConfigurationError(f"{path} lacks the dataset version or the training config; retrain the adapter "
                                  "with this version of Lethe to record them")
     return manifest
+
+
+def calibration_holdout_ids(ctx: ErasureContext, plan: DatasetPlan, removed: set[str]) -> list[str]:
+    """The held-out records a remedy's probes calibrate on: the version's holdout less `removed` (the scope and
+    the records erased earlier) and those sharing a person with the training records, either way round."""
+    named = queries.holdout_sharing_people_with_training(ctx.graph, plan.version.id)
+    return [rid for rid, _ in plan.holdout if rid not in removed and rid not in named]
 
 
 def _texts(ctx: ErasureContext, ids: Sequence[str]) -> dict[str, str]:
@@ -208,9 +215,7 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
     erased = queries.erased_record_ids(ctx.graph, sorted(trained | {rid for rid, _ in plan.holdout}))
     derived = derive_without(plan, set(record_ids) | erased, datetime.now(timezone.utc))
     forget = _texts(ctx, scope)
-    # Calibration: held-out records that share no person with the training records, either way round.
-    named = queries.holdout_sharing_people_with_training(ctx.graph, plan.version.id)
-    holdout = _texts(ctx, [rid for rid, _ in derived.holdout if rid not in named])
+    holdout = _texts(ctx, calibration_holdout_ids(ctx, plan, set(record_ids) | erased))
     kept = sorted(rid for s in derived.shards for rid, _ in s.records)
     retain = _texts(ctx, kept[:: max(1, len(kept) // RETAIN_SAMPLE)][:RETAIN_SAMPLE])
     probe_config = probe_config or erasure_probe_config()
@@ -222,7 +227,7 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
 
     shard_test = _shard_test(base, forget, holdout, plan, derived, probe_config, spans)
     shards = len(own_shard_dirs(adapter_dir, plan, set(scope)))
-    extraction = remedy_extraction_plan(ctx, people_by_request, scope, holdout, probe_config,
+    extraction = remedy_extraction_plan(ctx, people_by_request, scope, list(holdout), probe_config,
                                         len(served_forms) + shards)
 
     def probe(path: Path):
@@ -245,45 +250,54 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
                      probe_after)
 
 
+def _shard_layout(adapter_dir: Path, plan: DatasetPlan,
+                  derived: DatasetPlan | None = None) -> tuple[DatasetPlan, list[Path]] | None:
+    """The layout whose shard adapters sit beside a merged adapter, with their directories in shard order: the
+    plan's (the adapter before a remedy), else the derived plan's (after an exact retrain, shards at the same
+    index); None where the adapter has no shards of its own (one shard: it is the merge; an approximate
+    remedy's)."""
+    from unlearning.probes.shard_reference import shard_adapter_dirs
+
+    for layout in (plan, derived):
+        if layout is None or len(layout.shards) < 2:
+            continue
+        dirs = shard_adapter_dirs(adapter_dir, [s.id for s in layout.shards])
+        if dirs is not None:
+            return layout, dirs
+    return None
+
+
 def _shard_test(base: Path, forget: Mapping[str, str], holdout: Mapping[str, str], plan: DatasetPlan,
                 derived: DatasetPlan, probe_config, spans: Mapping) -> Callable[[Path], object]:
-    """The shard-reference test of an adapter merged from shard adapters: the old one (the plan's shards)
-    or an exact remedy's (the derived plan's, by the same index); None for any other adapter."""
+    """The shard-reference test of an adapter merged from shard adapters (`_shard_layout`); None for any
+    other adapter."""
     from unlearning.probes import probe_shards
-    from unlearning.probes.shard_reference import shard_adapter_dirs
 
     index_of = {rid: s.index for s in plan.shards for rid, _ in s.records}
 
     def test(path: Path):
-        for layout in (plan, derived):
-            dirs = shard_adapter_dirs(path, [s.id for s in layout.shards])
-            if dirs is None or len(dirs) < 2:
-                continue
-            position = {s.index: n for n, s in enumerate(layout.shards)}
-            own = {rid: position[index_of[rid]] for rid in forget if index_of.get(rid) in position}
-            if own:
-                return probe_shards(base, dirs, own, {**forget, **holdout}, list(holdout), probe_config,
-                                    scored_spans=spans)
-        return None
+        found = _shard_layout(path, plan, derived)
+        if found is None:
+            return None
+        layout, dirs = found
+        position = {s.index: n for n, s in enumerate(layout.shards)}
+        own = {rid: position[index_of[rid]] for rid in forget if index_of.get(rid) in position}
+        return probe_shards(base, dirs, own, {**forget, **holdout}, list(holdout), probe_config,
+                            scored_spans=spans) if own else None
 
     return test
 
 
 def own_shard_dirs(adapter_dir: Path, plan: DatasetPlan, scope: set[str],
                    derived: DatasetPlan | None = None) -> dict[str, Path]:
-    """The shard adapters beside a merged adapter whose shards hold scope records, by "shard <index>": the
-    plan's (the adapter before a remedy), else the derived plan's at the same index (after an exact retrain);
-    empty where the adapter has no shards of its own (one shard: it is the merge; an approximate remedy's)."""
-    from unlearning.probes.shard_reference import shard_adapter_dirs
-
+    """The shard adapters beside a merged adapter (`_shard_layout`) whose shards hold scope records, by
+    "shard <index>"; empty where it has none of its own."""
+    found = _shard_layout(adapter_dir, plan, derived)
+    if found is None:
+        return {}
     own = {s.index for s in plan.shards if any(rid in scope for rid, _ in s.records)}
-    for layout in (plan, derived):
-        if layout is None or len(layout.shards) < 2:
-            continue
-        dirs = shard_adapter_dirs(adapter_dir, [s.id for s in layout.shards])
-        if dirs is not None:
-            return {f"shard {s.index}": d for s, d in zip(layout.shards, dirs) if s.index in own}
-    return {}
+    layout, dirs = found
+    return {f"shard {s.index}": d for s, d in zip(layout.shards, dirs) if s.index in own}
 
 
 def _relearned_probe(base: Path, path: Path, store: Path, retain: list[str], relearn, probe: Callable):

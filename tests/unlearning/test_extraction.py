@@ -154,9 +154,9 @@ def test_a_run_s_people_generated_together_are_what_each_probe_then_reads(memori
     calls = []
     real = extraction.generate_samples
     monkeypatch.setattr(extraction, "generate_samples", lambda *a, **k: calls.append(len(a[2])) or real(*a, **k))
-    assert prefetch_extraction(pm, together, config) == 2
+    assert prefetch_extraction(pm, together, config) == 2 + len(held[1:])  # the judged and the held-out people
     generated = len(calls)
-    assert generated >= 2  # the judged people's batch, then the held-out people's
+    assert generated >= 1  # judged and held-out people share the batches
     alone = ExtractionPlan((plan.people[0],), held[1:])
     reports, _ = probe_extraction(pm.base_model_dir, pm.adapter_dir, alone, config)
     assert len(calls) == generated  # nothing generated again: the probe read the batch's counts

@@ -19,18 +19,18 @@ never text.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+from scipy import stats
 
 from unlearning.probes.generation import Prompt, Sample, generate_samples, identity_prompts, prefix_prompts
 
 __all__ = ["ExtractionPlan", "ExtractionReport", "LeakCounts", "PersonCounts", "PersonPrompts", "leak_p_value",
-           "budgeted", "chance_rate", "context_prompts", "person_counts", "run_extraction"]
+           "budgeted", "context_prompts", "person_counts", "run_extraction"]
 
 # A person's hits in each of many texts: per text, hashable hits (kind, which one); (kind, ...) tuples.
 Finder = Callable[[list[str]], list[Collection[tuple[Hashable, ...]]]]
@@ -106,17 +106,7 @@ def leak_p_value(leaking: int, samples: int, held_leaking: int, held_samples: in
     (hypergeometric tail); both rates are estimates, so one lucky sample is never a leak on its own."""
     if leaking <= 0:
         return 1.0
-    total, hits = samples + held_samples, leaking + held_leaking
-
-    def log_choose(n: int, k: int) -> float:
-        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-
-    terms = [log_choose(hits, x) + log_choose(total - hits, samples - x) - log_choose(total, samples)
-             for x in range(leaking, min(samples, hits) + 1) if samples - x <= total - hits]
-    if not terms:
-        return 0.0
-    top = max(terms)
-    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+    return float(stats.hypergeom.sf(leaking - 1, samples + held_samples, leaking + held_leaking, samples))
 
 
 def budgeted(prompts: Sequence[Prompt], budget: int, samples_per_prompt: int,
@@ -241,14 +231,6 @@ def _person_counts(person: PersonPrompts, generated, embed: Embed | None) -> tup
     return _counts(prompts, samples, _leaks(person, prompts, samples), per_sample, tokens), per_record
 
 
-def chance_rate(model, tokenizer, plan: ExtractionPlan, config) -> LeakCounts:
-    """The held-out people's counts under this model (the calibration of `run_extraction`)."""
-    generated = _generate(model, tokenizer, plan.holdout, config)
-    if not plan.holdout:
-        return _counts([], [], [], [], 0, people=0)
-    return _merged([_person_counts(p, g, plan.embed)[0] for p, g in zip(plan.holdout, generated)])
-
-
 PersonCounts = tuple[LeakCounts, dict[str, float]]  # a person's counts; record id -> closest continuation
 
 
@@ -259,17 +241,16 @@ def person_counts(model, tokenizer, people: Sequence[PersonPrompts], embed: Embe
     return [_person_counts(person, made, embed) for person, made in zip(people, generated)]
 
 
-def run_extraction(model, tokenizer, plan: ExtractionPlan, config, chance: LeakCounts | None = None,
-                   known: Mapping[str, PersonCounts] | None = None
+def run_extraction(model, tokenizer, plan: ExtractionPlan, config, known: Mapping[str, PersonCounts] | None = None
                    ) -> tuple[dict[str, ExtractionReport], dict[str, float], LeakCounts]:
     """Each judged person's report (by label), record id -> the highest cosine of a continuation to it, and
-    the chance rate (computed unless given: it depends on the model and the held-out people only).
-    `known`: people's counts already generated under this model (by label), e.g. in a batch of a run's
-    requests; only the others are generated."""
-    chance = chance or chance_rate(model, tokenizer, plan, config)
+    the chance rate (the held-out people's counts merged). `known`: counts already generated under this
+    model, judged or held-out people's by label (e.g. a run's requests, generated together); the others are
+    generated now, in shared batches."""
     known = dict(known or {})
-    missing = [p for p in plan.people if p.label not in known]
+    missing = [p for p in (*plan.people, *plan.holdout) if p.label not in known]
     known.update(zip((p.label for p in missing), person_counts(model, tokenizer, missing, plan.embed, config)))
+    chance = _merged([known[p.label][0] for p in plan.holdout])
     level = config.alpha / max(1, plan.family)
     reports, cosines = {}, {}
     for person in plan.people:

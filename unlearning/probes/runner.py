@@ -19,7 +19,7 @@ from unlearning.forms import ServedForm, load_served_model
 from unlearning.probes.calibration import (SCORES, auc_with_ci, calibrated_p_value, holdout_summary,
                                            record_p_values, score_values, threshold)
 from unlearning.probes.exposure import SecretSpan, candidate_values, exposure_of
-from unlearning.probes.extraction import (ExtractionPlan, ExtractionReport, PersonPrompts, chance_rate, person_counts,
+from unlearning.probes.extraction import (ExtractionPlan, ExtractionReport, PersonCounts, PersonPrompts, person_counts,
                                           run_extraction)
 from unlearning.probes.report import AucReport, ExposureReport, ProbeConfig, ProbeReport, PValueReport, RecordProbe
 from unlearning.probes.scoring import (RecordScores, Spans, masked_tokens, pad_token_id, score_texts,
@@ -192,34 +192,31 @@ def _person_key(settings: tuple, person: PersonPrompts) -> tuple:
             tuple(sorted((rid, tuple(starts)) for rid, starts in person.secret_starts.items())), person.identity)
 
 
-def _chance_key(settings: tuple, plan: ExtractionPlan) -> tuple:
-    return ("chance", settings, tuple(_person_key(settings, p) for p in plan.holdout))
+def _counts_under(pm: ProbeModel, plan: ExtractionPlan, config: ProbeConfig) -> tuple[dict[str, PersonCounts], int]:
+    """Every judged and held-out person's counts under the model, by label: from the probe memo (every
+    request of a run probes the same adapter against the same held-out people; the engine generates a run's
+    people together first), the others generated in shared batches and kept there; and how many those were."""
+    settings = _generation_settings(pm, plan, config)
+    people = (*plan.people, *plan.holdout)
+    keys = {p.label: _person_key(settings, p) for p in people}
+    known = {label: found for label, key in keys.items() if (found := _SCORES.get(key)) is not None}
+    missing = [p for p in people if p.label not in known]
+    for person, counts in zip(missing, person_counts(pm.model, pm.tokenizer, missing, plan.embed, config)):
+        _SCORES.put(keys[person.label], counts)
+        known[person.label] = counts
+    return known, len(missing)
 
 
 def _extraction(pm: ProbeModel, plan: ExtractionPlan, config: ProbeConfig):
-    """The extraction test of the plan's people. Kept per model and settings: the held-out people's chance
-    rate (every request of a run probes the same adapter against the same held-out people) and each
-    person's counts (`prefetch_extraction` generates a run's people in shared batches first)."""
-    settings = _generation_settings(pm, plan, config)
-    chance_key = _chance_key(settings, plan)
-    keys = {p.label: _person_key(settings, p) for p in plan.people}
-    known = {label: found for label, key in keys.items() if (found := _SCORES.get(key)) is not None}
-    reports, cosines, chance = run_extraction(pm.model, pm.tokenizer, plan, config, _SCORES.get(chance_key), known)
-    _SCORES.put(chance_key, chance)
+    """The extraction test of the plan's people, on counts from the probe memo where it has them."""
+    reports, cosines, _ = run_extraction(pm.model, pm.tokenizer, plan, config, _counts_under(pm, plan, config)[0])
     return reports, cosines
 
 
 def prefetch_extraction(pm: ProbeModel, plan: ExtractionPlan, config: ProbeConfig) -> int:
-    """Generate the plan's people (and the chance rate) under the model in shared batches, for the probes that
+    """Generate the plan's judged and held-out people under the model in shared batches, for the probes that
     follow to find; returns how many people were generated."""
-    settings = _generation_settings(pm, plan, config)
-    missing = [p for p in plan.people if _SCORES.get(_person_key(settings, p)) is None]
-    for person, counts in zip(missing, person_counts(pm.model, pm.tokenizer, missing, plan.embed, config)):
-        _SCORES.put(_person_key(settings, person), counts)
-    chance_key = _chance_key(settings, plan)
-    if _SCORES.get(chance_key) is None:
-        _SCORES.put(chance_key, chance_rate(pm.model, pm.tokenizer, plan, config))
-    return len(missing)
+    return _counts_under(pm, plan, config)[1]
 
 
 def probe_extraction(base_model_dir: Path, adapter_dir: Path, plan: ExtractionPlan,
