@@ -97,12 +97,17 @@ def people_of(graph: GraphStore, record_ids: Sequence[str]) -> dict[str, str]:
 
 GENERATION_BUDGET = 1024  # new tokens per person and model in an erasure's extraction test
 CONTINUATION_TOKENS = 32  # one continuation: a code, an account id or an e-mail address after its context
+# Held-out people for the chance rate: enough that a person's memorized name and code, back in two of their 17
+# samples (a customer with few tickets), are beyond chance at 0.01 over 5 models even when two held-out samples
+# guess a name (2 of 17 against 2 of ~1,200: p = 0.001). Six were too few (2 of 17 against 0 of 157: p = 0.009).
+# Measured on the demo: 48 people cost 3.8 s per model on a 2-core CPU, 6 cost 2.2 s.
+HOLDOUT_PEOPLE = 48
 
 
 def erasure_probe_config(generation_budget: int = GENERATION_BUDGET):
     """The probes of an erasure: 255 look-alikes per secret (a memorized one reaches 8 bits, chance is ~1.4:
     enough to tell them apart), one secret per record; generation within `generation_budget` new tokens per
-    person and model (32 per continuation), 6 held-out people for the chance rate."""
+    person and model (32 per continuation), up to 48 held-out people for the chance rate."""
     from unlearning.probes import ProbeConfig
 
     if isinstance(generation_budget, bool) or not isinstance(generation_budget, int) \
@@ -111,7 +116,7 @@ def erasure_probe_config(generation_budget: int = GENERATION_BUDGET):
                                  f"continuation ({CONTINUATION_TOKENS}); got {generation_budget!r}")
     return ProbeConfig(exposure_candidates=255, max_secrets_per_record=1, samples_per_prompt=2,
                        max_new_tokens=CONTINUATION_TOKENS, generation_token_budget=generation_budget,
-                       holdout_people=6)
+                       holdout_people=HOLDOUT_PEOPLE)
 
 
 def probe_records(ctx: ErasureContext, request: ProbeRequest, config=None):

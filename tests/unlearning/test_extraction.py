@@ -115,6 +115,20 @@ def test_one_leaking_sample_is_not_enough_and_three_are():
     assert leak_p_value(3, 24, 0, 157) < 0.01 / 4  # a secret back in three samples: beyond chance per form
 
 
+def test_an_erasure_s_held_out_people_make_two_leaking_samples_of_a_customer_with_few_tickets_count():
+    """A demo customer with few tickets gets 17 samples; their name and recovery code came back in 2 of them.
+    Against 6 held-out people (0 of 157 samples) that was no verdict at 0.01 over 5 models; against the 48 an
+    erasure prompts (about 1,200 samples, of which the demo measured up to 2 guessing a name) it is."""
+    from erasure.probing import HOLDOUT_PEOPLE, erasure_probe_config
+
+    level = 0.01 / 5
+    assert leak_p_value(2, 17, 0, 157) > level
+    assert erasure_probe_config().holdout_people == HOLDOUT_PEOPLE
+    held_samples = HOLDOUT_PEOPLE * 1209 // 48  # the demo's 48 held-out people gave 1,187 to 1,237 samples
+    assert leak_p_value(2, 17, 2, held_samples) < level
+    assert leak_p_value(1, 17, 0, held_samples) > level  # one sample alone is still no verdict
+
+
 def test_budgeted_tokens_are_recorded(memorized):
     pm = memorized["never"]
     # Ada's 8 prompts (2 contexts, 5 identity, 1 prefix) with 3 samples each would take 8 x 4 x 16 tokens; the
