@@ -151,7 +151,7 @@ def extraction_plan(ctx: ErasureContext, people: Sequence[Person], holdout_ids: 
     """The plan of an extraction test (unlearning.probes.extraction): the people judged, held-out people
     for the chance rate, the sentence embedder (with `search`); None when generation is off. `family`: the
     extraction tests the caller makes (people x forms), over which alpha is shared."""
-    from unlearning.probes.extraction import ExtractionPlan
+    from unlearning.probes.extraction import EmbedOnce, ExtractionPlan
     from unlearning.search import MiniLMEmbedder
 
     if not config.generate or not people:
@@ -162,7 +162,7 @@ def extraction_plan(ctx: ErasureContext, people: Sequence[Person], holdout_ids: 
         held = _prompts_for(ctx, content, holdout_people(ctx, holdout_ids, config.holdout_people))
     finally:
         content.close()
-    embed = MiniLMEmbedder().encode if search else None
+    embed = EmbedOnce(MiniLMEmbedder().encode) if search else None
     return ExtractionPlan(judged, held, embed=embed, family=max(1, family))
 
 

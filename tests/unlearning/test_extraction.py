@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 from scipy.stats import fisher_exact
 
 from lethe.demo.corpus import generate_corpus
 from lineage.pii.identity_match import NeedleSet, identifier_needles, secret_needle
 from unlearning.probes import ProbeConfig, open_probe_model
-from unlearning.probes.extraction import ExtractionPlan, PersonPrompts, budgeted, leak_p_value, run_extraction
+from unlearning.probes.extraction import (EmbedOnce, ExtractionPlan, PersonPrompts, budgeted, leak_p_value,
+                                          run_extraction)
 from unlearning.probes.generation import Prompt
 from unlearning.training import LoraTrainingConfig, train_lora_adapter
 
@@ -177,3 +180,20 @@ def test_a_run_s_people_generated_together_are_what_each_probe_then_reads(memori
     batch, _, _ = run_extraction(pm.model, pm.tokenizer, together, config)
     assert reports["ada"].person == batch["ada"].person and reports["ada"].chance == batch["ada"].chance
     assert prefetch_extraction(pm, together, config) == 0  # already there
+
+
+def test_a_plan_embeds_each_distinct_text_once():
+    """A plan's people are searched on every model it prompts: their records, and continuations that repeat
+    (a greedy one on the adapter and its forms), are embedded once. The embedder here only counts (the point
+    is the memo around it; the real one is all-MiniLM-L6-v2 in the tests above)."""
+    calls = []
+
+    def embed(texts):
+        calls.append(list(texts))
+        return np.array([[float(len(t)), 1.0] for t in texts], dtype=np.float32).reshape(len(texts), 2)
+
+    once = EmbedOnce(embed)
+    first, second = once(["ticket", "code 7731", "ticket"]), once(["code 7731", "Ada"])
+    assert calls == [["ticket", "code 7731"], ["Ada"]]
+    assert first.tolist() == [[6.0, 1.0], [9.0, 1.0], [6.0, 1.0]] and second.tolist() == [[9.0, 1.0], [3.0, 1.0]]
+    assert once([]).shape == (0, 2)

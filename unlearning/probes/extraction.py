@@ -29,12 +29,29 @@ from scipy import stats
 
 from unlearning.probes.generation import Prompt, Sample, generate_samples, identity_prompts, prefix_prompts
 
-__all__ = ["ExtractionPlan", "ExtractionReport", "LeakCounts", "PersonCounts", "PersonPrompts", "leak_p_value",
+__all__ = ["EmbedOnce", "ExtractionPlan", "ExtractionReport", "LeakCounts", "PersonCounts", "PersonPrompts", "leak_p_value",
            "budgeted", "context_prompts", "person_counts", "run_extraction"]
 
 # A person's hits in each of many texts: per text, hashable hits (kind, which one); (kind, ...) tuples.
 Finder = Callable[[list[str]], list[Collection[tuple[Hashable, ...]]]]
 Embed = Callable[[list[str]], np.ndarray]  # unit-length sentence vectors, one row per text
+
+
+class EmbedOnce:
+    """An embedder that embeds each distinct text once in its life (one extraction plan's: its people's records
+    on every model it prompts, and continuations that repeat, e.g. a greedy one on the adapter and its forms).
+    Texts and vectors stay in memory."""
+
+    def __init__(self, embed: Embed):
+        self._embed, self._vectors = embed, {}
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        new = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if new:
+            self._vectors.update(zip(new, self._embed(new)))
+        if not texts:
+            return self._embed([])
+        return np.stack([self._vectors[t] for t in texts])
 
 
 @dataclass(frozen=True)
@@ -149,18 +166,31 @@ def _leaks(person: PersonPrompts, prompts: Sequence[Prompt], samples: Sequence[S
     return [set(hits) - set(in_prompt[s.prompt]) for s, hits in zip(samples, found)]
 
 
-def _search(person: PersonPrompts, samples: Sequence[Sample],
-            embed: Embed | None) -> tuple[list[float], dict[str, float]]:
+def _embedded(people: Sequence[PersonPrompts], samples: Sequence[Sequence[Sample]],
+              embed: Embed) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per person, their records' vectors and their non-empty continuations' vectors: everyone's texts in two
+    embedding calls (one per kind of text), not two per person."""
+    records = [[p.records[i] for i in p.records] for p in people]
+    said = [[s.text for s in mine if s.text.strip()] for mine in samples]
+    out = []
+    for groups in (records, said):
+        flat = [text for group in groups for text in group]
+        vectors = embed(flat) if flat else np.zeros((0, 0), dtype=np.float32)
+        bounds = np.cumsum([0, *(len(g) for g in groups)])
+        out.append([vectors[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+    return out[0], out[1]
+
+
+def _search(person: PersonPrompts, records: np.ndarray, said: np.ndarray) -> tuple[list[float], dict[str, float]]:
     """Each continuation's cosine to the closest of the person's records, and each record's closest
     continuation (FAISS, exact inner product over unit vectors)."""
     from unlearning.search import VectorIndex
 
-    usable = [s.text for s in samples if s.text.strip()]
-    if embed is None or not usable or not person.records:
+    if not len(said) or not person.records:
         return [], {}
     ids = list(person.records)
-    index = VectorIndex.build(ids, embed([person.records[i] for i in ids]), kind="flat")
-    hits = index.search(embed(usable), k=len(ids))
+    index = VectorIndex.build(ids, records, kind="flat")
+    hits = index.search(said, k=len(ids))
     best: dict[str, float] = {}
     for row_ids, row_scores in zip(hits.ids, hits.scores):
         for rid, cosine in zip(row_ids, row_scores):
@@ -224,10 +254,11 @@ def _generate(model, tokenizer, people: Sequence[PersonPrompts], config) -> list
     return out
 
 
-def _person_counts(person: PersonPrompts, generated, embed: Embed | None) -> tuple[LeakCounts, dict[str, float]]:
-    """A person's counts, and record id -> the highest cosine of a continuation to it."""
+def _person_counts(person: PersonPrompts, generated, found: tuple[list[float], dict[str, float]]
+                   ) -> tuple[LeakCounts, dict[str, float]]:
+    """A person's counts, and record id -> the highest cosine of a continuation to it (`found`: their search)."""
     prompts, samples, tokens = generated
-    per_sample, per_record = _search(person, samples, embed)
+    per_sample, per_record = found
     return _counts(prompts, samples, _leaks(person, prompts, samples), per_sample, tokens), per_record
 
 
@@ -238,7 +269,11 @@ def person_counts(model, tokenizer, people: Sequence[PersonPrompts], embed: Embe
                   config) -> list[PersonCounts]:
     """Each person's counts under the model, their prompts generated in shared batches."""
     generated = _generate(model, tokenizer, people, config)
-    return [_person_counts(person, made, embed) for person, made in zip(people, generated)]
+    found = [([], {})] * len(people)
+    if embed is not None:
+        records, said = _embedded(people, [made[1] for made in generated], embed)
+        found = [_search(person, r, v) for person, r, v in zip(people, records, said)]
+    return [_person_counts(person, made, hit) for person, made, hit in zip(people, generated, found)]
 
 
 def run_extraction(model, tokenizer, plan: ExtractionPlan, config, known: Mapping[str, PersonCounts] | None = None
