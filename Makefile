@@ -55,6 +55,7 @@ bench: setup
 	$(VENV)/bin/python -m bench.faiss_search --vectors 200000
 	$(VENV)/bin/python -m bench.unlearning
 	$(VENV)/bin/python -m bench.erasure
+	$(VENV)/bin/python -m bench.extraction_power
 	$(VENV)/bin/python -m bench.probes_gpu
 
 neo4j-start: setup
