@@ -29,8 +29,8 @@ from scipy import stats
 
 from unlearning.probes.generation import Prompt, Sample, generate_samples, identity_prompts, prefix_prompts
 
-__all__ = ["EmbedOnce", "ExtractionPlan", "ExtractionReport", "LeakCounts", "PersonCounts", "PersonPrompts", "leak_p_value",
-           "budgeted", "context_prompts", "person_counts", "run_extraction"]
+__all__ = ["EmbedOnce", "ExtractionPlan", "ExtractionReport", "LeakCounts", "PersonCounts", "PersonPrompts",
+           "budgeted", "context_prompts", "leak_p_value", "person_counts", "run_extraction"]
 
 # A person's hits in each of many texts: per text, hashable hits (kind, which one); (kind, ...) tuples.
 Finder = Callable[[list[str]], list[Collection[tuple[Hashable, ...]]]]
