@@ -100,7 +100,7 @@ CONTINUATION_TOKENS = 32  # one continuation: a code, an account id or an e-mail
 # Held-out people for the chance rate: enough that a person's memorized name and code, back in two of their 17
 # samples (a customer with few tickets), are beyond chance at 0.01 over 5 models even when two held-out samples
 # guess a name (2 of 17 against 2 of ~1,200: p = 0.001). Six were too few (2 of 17 against 0 of 157: p = 0.009).
-# The price, on the demo (2-core CPU): extraction takes 6.2-6.8 s per request of a run of 30, where 6 held-out
+# The price, on the demo (2-core CPU): extraction takes 5.3-6.8 s per request of a run of 30, where 6 held-out
 # people took 2.9 s (they are prompted once per model for the run, but on every model). bench.extraction_power
 # measures the test's power pepper by pepper.
 HOLDOUT_PEOPLE = 48
