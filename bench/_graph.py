@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -35,6 +36,25 @@ def bench_settings() -> Settings:
 def progress(message: str) -> None:
     """One line of progress on stderr (stdout carries only figures)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def say_plain(message: str) -> None:
+    """A demo step's message (rich markup) as one plain line of progress."""
+    progress(re.sub(r"\[/?bold\]", "", message))
+
+
+class StatusLine:
+    """A status context manager (the demo's `status`) that prints its message once: a benchmark has no live
+    console."""
+
+    def __init__(self, message: str):
+        progress(message)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 @contextmanager

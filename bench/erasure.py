@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import time
 from datetime import datetime, timezone
 
-from bench._graph import ROOT, bench_settings, progress
+from bench._graph import ROOT, StatusLine, bench_settings, progress, say_plain
 
 STATE = ROOT / ".lethe-bench" / "erasure"
 
@@ -49,8 +48,8 @@ def main(argv: list[str] | None = None) -> dict:
                                        "base_model": model})
     started = time.perf_counter()
     # The pipeline's default 5% holdout: one request's latency, not the demo's 30% calibration set.
-    settings, corpus = prepare_demo(settings, args.customers, args.seed, say=_plain,
-                                    status=lambda message: _Status(message), holdout_fraction=0.05)
+    settings, corpus = prepare_demo(settings, args.customers, args.seed, say=say_plain,
+                                    status=StatusLine, holdout_fraction=0.05)
     pipeline_seconds = time.perf_counter() - started
     with wiring.open_graph(settings) as graph:
         dataset = queries.dataset_versions(graph)[0]["id"]
@@ -105,23 +104,6 @@ def _remedy_stages(state_dir) -> dict[str, float]:
         stages["of_methods_probe_after"] = round(document["after"]["seconds"], 2)
     stages["of_methods_training"] = round(sum(a["seconds"] for a in document.get("attempts", [])), 2)
     return stages
-
-
-def _plain(message: str) -> None:
-    progress(re.sub(r"\[/?bold\]", "", message))
-
-
-class _Status:
-    """A context manager that prints the status line once (the benchmark has no live console)."""
-
-    def __init__(self, message: str):
-        progress(message)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 if __name__ == "__main__":

@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import time
 
-from bench._graph import ROOT, bench_settings, progress
+from bench._graph import ROOT, StatusLine, bench_settings, progress, say_plain
 
 STATE = ROOT / ".lethe-bench" / "extraction-power"
 LEVEL = 0.01 / 5
@@ -62,7 +61,7 @@ def _one_pepper(index: int, customers: int, seed: int) -> dict:
     settings = base.model_copy(update={"state_dir": state, "local_bolt_port": base.local_bolt_port + 2,
                                        "base_model": model})
     started = time.perf_counter()
-    settings, corpus = prepare_demo(settings, customers, seed, say=_plain, status=_Status)
+    settings, corpus = prepare_demo(settings, customers, seed, say=say_plain, status=StatusLine)
     pipeline = time.perf_counter() - started
     try:
         with wiring.open_graph(settings) as graph:
@@ -85,15 +84,14 @@ def _models(settings, graph, plan, records: list[str]) -> dict:
     """Per model (the merge, each shard adapter): the customer's and the held-out people's counts, the tests."""
     from erasure.extraction import extraction_plan, owners_as_person
     from erasure.probing import HOLDOUT_PEOPLE, erasure_probe_config
+    from erasure.remediation import calibration_holdout_ids
     from lethe import wiring
-    from lineage.store import queries
     from unlearning.probes import open_probe_model
     from unlearning.probes.extraction import person_counts
     from unlearning.probes.shard_reference import shard_adapter_dirs
 
     ctx = wiring.erasure_context(settings, graph)
-    named = queries.holdout_sharing_people_with_training(graph, plan.version.id)
-    holdout = [rid for rid, _ in plan.holdout if rid not in named]
+    holdout = calibration_holdout_ids(ctx, plan, set(records))
     config = erasure_probe_config()
     people = extraction_plan(ctx, [owners_as_person(ctx, "customer", records)], holdout, config, search=False)
     merge = sorted((settings.model_store_dir / "adapters").glob("*/served"))[0]
@@ -120,23 +118,6 @@ def _tests(person, held: list, now: int) -> dict:
         row |= {f"held_out_{label}": [leaking, samples], f"p_{label}": p,
                 f"called_{label}": bool(person.leaking_samples and p < LEVEL)}
     return row
-
-
-def _plain(message: str) -> None:
-    progress(re.sub(r"\[/?bold\]", "", message))
-
-
-class _Status:
-    """A context manager that prints the status line once (the benchmark has no live console)."""
-
-    def __init__(self, message: str):
-        progress(message)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 if __name__ == "__main__":

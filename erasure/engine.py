@@ -179,8 +179,9 @@ def _generate_together(ctx: ErasureContext, requests: Sequence[FiledRequest], pr
             started = time.perf_counter()
             prefetch_generations(ctx, path_of(adapters[adapter_id].uri), group, adapters[adapter_id].forms,
                                  probe_config)
+            share = (time.perf_counter() - started) / len(group)
             for request_id in group:
-                shares[request_id] = shares.get(request_id, 0.0) + (time.perf_counter() - started) / len(group)
+                shares[request_id] = shares.get(request_id, 0.0) + share
     return shares
 
 
@@ -246,9 +247,10 @@ def run_requests(ctx: ErasureContext, request_ids: Sequence[str] | None = None,
     active = _prepare(ctx, requests, outcomes)
     for request in active:
         _locate(ctx, request, outcomes[request.id], say)
-    shared = _generate_together(ctx, active, options.probe_config(), say)
+    probe_config = options.probe_config()
+    shared = _generate_together(ctx, active, probe_config, say)
     for request in active:
-        _probe_before(ctx, request, outcomes[request.id], options.probe_config(), shared.get(request.id, 0.0), say)
+        _probe_before(ctx, request, outcomes[request.id], probe_config, shared.get(request.id, 0.0), say)
     pending = [r for r in active if "remedy" not in step_results(state, r.id)]
     family = sum(len(step_results(state, r.id).scope.included_ids()) for r in pending)
     remedy_all(ctx, pending, options, say, on_step, family)

@@ -41,8 +41,7 @@ def prefetch_generations(ctx: ErasureContext, adapter_dir: Path, people: Mapping
     recorded = forms if forms is not None else deployed_forms(ctx.graph, adapter_node(ctx.graph, adapter_dir)["id"])
     served = probed_forms(recorded)
     # The remedy's calibration set (erasure.remediation._prepare), so its probes find the same held-out people.
-    erased = set(queries.erased_record_ids(ctx.graph, [rid for rid, _ in plan.holdout]))
-    holdout = calibration_holdout_ids(ctx, plan, set(scope) | erased)
+    holdout = calibration_holdout_ids(ctx, plan, set(scope))
     extraction = remedy_extraction_plan(ctx, people, scope, holdout, config, len(served))
     if extraction is None:
         return 0

@@ -107,10 +107,11 @@ def lethe_manifest(adapter_dir: Path) -> dict:
 
 
 def calibration_holdout_ids(ctx: ErasureContext, plan: DatasetPlan, removed: set[str]) -> list[str]:
-    """The held-out records a remedy's probes calibrate on: the version's holdout less `removed` (the scope and
-    the records erased earlier) and those sharing a person with the training records, either way round."""
+    """The held-out records a remedy's probes calibrate on: the version's holdout less `removed` (the scope), the
+    records erased earlier and those sharing a person with the training records, either way round."""
+    erased = set(queries.erased_record_ids(ctx.graph, [rid for rid, _ in plan.holdout]))
     named = queries.holdout_sharing_people_with_training(ctx.graph, plan.version.id)
-    return [rid for rid, _ in plan.holdout if rid not in removed and rid not in named]
+    return [rid for rid, _ in plan.holdout if rid not in removed and rid not in erased and rid not in named]
 
 
 def _texts(ctx: ErasureContext, ids: Sequence[str]) -> dict[str, str]:
@@ -215,7 +216,7 @@ def _prepare(ctx: ErasureContext, adapter_dir: Path, record_ids: Sequence[str], 
     erased = queries.erased_record_ids(ctx.graph, sorted(trained | {rid for rid, _ in plan.holdout}))
     derived = derive_without(plan, set(record_ids) | erased, datetime.now(timezone.utc))
     forget = _texts(ctx, scope)
-    holdout = _texts(ctx, calibration_holdout_ids(ctx, plan, set(record_ids) | erased))
+    holdout = _texts(ctx, calibration_holdout_ids(ctx, plan, set(record_ids)))
     kept = sorted(rid for s in derived.shards for rid, _ in s.records)
     retain = _texts(ctx, kept[:: max(1, len(kept) // RETAIN_SAMPLE)][:RETAIN_SAMPLE])
     probe_config = probe_config or erasure_probe_config()
